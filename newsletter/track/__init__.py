@@ -1,0 +1,1 @@
+"""Tracking: signed tokens, the tracking web app, the SendGrid event webhook, event storage."""
