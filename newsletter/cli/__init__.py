@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # Each stage module exposes register(app). Listed here so the command tree reads top to bottom.
-STAGES = ("build", "lists", "send", "track")
+STAGES = ("build", "site", "lists", "send", "schedule", "track", "report")
 
 for _stage in STAGES:
     try:
