@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-CORPUS = Path(os.environ.get("DANGOL_CORPUS", SHARED / "corpus"))
-SPECS = Path(os.environ.get("DANGOL_SPECS", SHARED / "specs"))
+# Copies of ../shared/corpus and ../shared/specs live in tests/data so a clean clone runs anywhere.
+CORPUS = Path(os.environ.get("DANGOL_CORPUS", ROOT / "tests" / "data" / "corpus"))
+SPECS = Path(os.environ.get("DANGOL_SPECS", ROOT / "tests" / "data" / "specs"))
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
