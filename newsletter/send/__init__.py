@@ -1,0 +1,1 @@
+"""Sending: ledger, message, backends, runner; and the monthly schedule with its database lock."""
