@@ -100,6 +100,7 @@ class Schedule:
     rule: str = "first tuesday 10:00"
     quiet_hours: str | None = "21:00-08:00"
     skip_holidays: bool = True
+    catch_up_hours: float = 72  # send-due still sends a slot missed by up to this long (machine was off)
 
 
 @dataclass
