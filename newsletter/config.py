@@ -78,12 +78,18 @@ class Smtp:
     port: int = 25
     security: str = "none"
     username: str = ""
+    timeout: float = 30.0
+    rejection_spike: float = 0.05     # pause the send when more than this share ...
+    rejection_window: int = 500       # ... of the last N recipients was refused at RCPT/DATA
 
 
 @dataclass
 class SendGrid:
     api_host: str = "https://api.sendgrid.com"
     categories: list[str] = field(default_factory=lambda: ["webzine"])
+    timeout: float = 60.0             # a request with no answer by then is `unknown`, never resent blindly
+    retries: int = 5                  # 5xx / connection refused: attempts before rows are left pending
+    backoff: float = 1.0              # first retry delay in seconds (doubles, with jitter)
 
 
 @dataclass

@@ -40,7 +40,7 @@ sends = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("issue", String(64), nullable=False),
-    Column("kind", String(16), nullable=False, default="real"),  # real | test
+    Column("kind", String(16), nullable=False, default="real"),  # real | test | resend
     Column("backend", String(16), nullable=False),
     Column("status", String(16), nullable=False, default="open"),  # open | done | cancelled
     Column("scheduled_for", DateTime(timezone=True)),
@@ -64,7 +64,7 @@ deliveries = Table(
     Column("owner", String(100), nullable=False, default=""),
     Column("key", Boolean, nullable=False, default=False),
     Column("variant", String(64), nullable=False, default="all"),
-    Column("state", String(16), nullable=False, default="pending"),  # pending | sent | failed | unknown
+    Column("state", String(16), nullable=False, default="pending"),  # pending | sending | sent | failed | unknown (docs/sending.md)
     Column("attempts", Integer, nullable=False, default=0),
     Column("provider_id", String(200)),
     Column("error", Text),
