@@ -45,6 +45,7 @@ class Site:
 @dataclass
 class Tracking:
     base_url: str = "http://127.0.0.1:8080"
+    sendgrid_public_key: str = ""  # Event Webhook verification key (base64 DER); SENDGRID_WEBHOOK_PUBLIC_KEY wins
 
 
 @dataclass
