@@ -1,0 +1,342 @@
+"""Issues -> the web archive in ``build/site/``: index, issue and article pages, Atom/RSS feeds, sitemap.
+
+The web version is what sales staff share in a chat or by text message, so every page carries Open
+Graph and Twitter card tags (absolute image URL, canonical permalink) for a preview card. Permalinks
+follow ``newsletter.content``: ``/<issue>/`` and ``/<issue>/<slug>/``; images sit at ``/<issue>/<file>``,
+where the email's ``<img>`` tags point too.
+
+Links between pages are relative, so the same files work at the real base URL, under ``/site/`` in
+``newsletter preview`` and from disk; canonical URLs, card tags, feeds and the sitemap are absolute.
+
+Articles restricted with ``audience:`` (e.g. a price preview for key customers) are **not** published:
+no page, no entry in the archive, feeds or sitemap. The public site cannot tell a key customer from a
+competitor, and a permalink is guessable from the slug. Their images are still copied, because the
+key customers' email shows them from the site.
+
+The site is written into a fresh folder beside ``out_dir`` and swapped in at the end, so a failed build
+leaves the previous site untouched and ``newsletter preview`` never serves half a site.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+from feedgen.feed import FeedGenerator
+from markupsafe import Markup
+
+from .content import Article, Issue, article_url, asset_url, issue_url
+from .errors import UserError
+
+SITE_TEMPLATES = "site"          # folder under templates/
+STATIC_FILES = ("style.css",)    # copied as-is from templates/site/ to the site root
+SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+PUBLISH_TIME = dt.time(10, 0)    # an issue's pages and feed entries are dated at 10:00 local time
+_DEFAULT_OG_LOCALE = {"ko": "ko_KR", "en": "en_US", "ja": "ja_JP"}
+
+
+@dataclass
+class SiteResult:
+    """What ``build_site`` wrote: counts for the summary table, paths and URLs for tests and the bench."""
+
+    out_dir: Path
+    issues: int = 0
+    articles: int = 0                                     # public article pages
+    withheld: list[str] = field(default_factory=list)     # "2026-11/cupping-invitation": restricted, not published
+    assets: int = 0                                       # images and other files copied from content/
+    urls: list[str] = field(default_factory=list)         # every page URL (as in the sitemap)
+    seconds: float = 0.0
+
+    @property
+    def index(self) -> Path:
+        return self.out_dir / "index.html"
+
+    @property
+    def atom(self) -> Path:
+        return self.out_dir / "feed.xml"
+
+    @property
+    def rss(self) -> Path:
+        return self.out_dir / "rss.xml"
+
+    @property
+    def sitemap(self) -> Path:
+        return self.out_dir / "sitemap.xml"
+
+
+def is_public(article: Article) -> bool:
+    """Whether an article goes on the public web (and so has a permalink page): no audience restriction."""
+    return not article.audience
+
+
+def public_articles(issue: Issue) -> list[Article]:
+    return [a for a in issue.articles if is_public(a)]
+
+
+# --- pages -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Page:
+    """One HTML page to render: where it goes, how deep it sits (for relative links), its card tags."""
+
+    path: Path                  # relative to the site root
+    template: str
+    url: str                    # canonical, absolute
+    title: str
+    description: str
+    og_type: str
+    image: Article | None       # whose image is the card image
+    image_issue: Issue | None
+    context: dict
+
+    @property
+    def root(self) -> str:
+        """Relative prefix from this page back to the site root: "", "../", "../../"."""
+        return "../" * (len(self.path.parts) - 1)
+
+
+def _korean_date(d: dt.date) -> str:
+    return f"{d.year}년 {d.month}월 {d.day}일"
+
+
+def _published(cfg, d: dt.date) -> dt.datetime:
+    return dt.datetime.combine(d, PUBLISH_TIME, tzinfo=ZoneInfo(cfg.timezone))
+
+
+def _environment(cfg) -> jinja2.Environment:
+    folder = cfg.path(cfg.paths.templates) / SITE_TEMPLATES
+    if not folder.is_dir():
+        raise UserError(f"site templates folder not found: {folder}")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        autoescape=jinja2.select_autoescape(["html", "xml"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["korean_date"] = _korean_date
+    return env
+
+
+def _relative_body(html: str, base_url: str, root: str) -> str:
+    """Body HTML carries absolute site URLs (the loader makes them so for the email); on a page they
+    become relative, so links and images also work in the preview and from disk."""
+    base = re.escape(base_url.rstrip("/"))
+    return re.sub(rf'(\s(?:href|src)=")({base})/', lambda m: f"{m.group(1)}{root}", html)
+
+
+def _pages(cfg, issues: list[Issue]) -> list[_Page]:
+    base = cfg.site.base_url
+    pages: list[_Page] = []
+    cover = next(((i, a) for i in issues for a in public_articles(i) if a.image), (None, None))
+    pages.append(_Page(
+        path=Path("index.html"), template="index.html", url=base.rstrip("/") + "/",
+        title=cfg.site.title, description=cfg.site.description or cfg.site.title, og_type="website",
+        image=cover[1], image_issue=cover[0],
+        context={"issues": [{"issue": i, "articles": public_articles(i)} for i in issues]},
+    ))
+    for pos, issue in enumerate(issues):
+        articles = public_articles(issue)
+        newer = issues[pos - 1] if pos > 0 else None
+        older = issues[pos + 1] if pos + 1 < len(issues) else None
+        first = next((a for a in articles if a.image), None)
+        pages.append(_Page(
+            path=Path(issue.id) / "index.html", template="issue.html", url=issue_url(base, issue.id),
+            title=issue.title, description=issue.preheader or _summary_line(articles) or issue.title,
+            og_type="article", image=first, image_issue=issue,
+            context={"issue": issue, "articles": articles, "newer": newer, "older": older},
+        ))
+        for article in articles:
+            pages.append(_Page(
+                path=Path(issue.id) / article.slug / "index.html", template="article.html",
+                url=article_url(base, issue.id, article.slug),
+                title=article.title, description=article.summary, og_type="article",
+                image=article if article.image else None, image_issue=issue,
+                context={"issue": issue, "article": article,
+                         "others": [a for a in articles if a is not article]},
+            ))
+    return pages
+
+
+def _summary_line(articles: list[Article]) -> str:
+    return " · ".join(a.title for a in articles[:3])
+
+
+def _render_page(env: jinja2.Environment, cfg, page: _Page) -> str:
+    base = cfg.site.base_url
+    card_image = None
+    if page.image is not None and page.image_issue is not None:
+        card_image = {
+            "url": asset_url(base, page.image_issue.id, page.image.image),
+            "alt": page.image.image_alt,
+            "width": page.image.image_width,
+            "height": page.image.image_height,
+        }
+    issue = page.context.get("issue")
+    context = {
+        **page.context,
+        "cfg": cfg,
+        "site": cfg.site,
+        "company": cfg.company,
+        "page": page,
+        "root": page.root,
+        "card_image": card_image,
+        "og_locale": _DEFAULT_OG_LOCALE.get(cfg.site.language, cfg.site.language),
+        "published": _published(cfg, issue.date).isoformat() if issue else None,
+        "body": lambda html: Markup(_relative_body(html, base, page.root)),
+    }
+    try:
+        return env.get_template(page.template).render(**context)
+    except jinja2.TemplateError as exc:
+        where = getattr(exc, "filename", None) or page.template
+        line = getattr(exc, "lineno", None)
+        raise UserError(f"template error: {exc.message}", where=f"{where}:{line}" if line else where) from None
+
+
+# --- feeds and sitemap ---------------------------------------------------------------------------------
+
+
+def _feed(cfg, issues: list[Issue]) -> FeedGenerator:
+    """One entry per public article, newest issue first; dates come from the issues, so rebuilding the
+    same content gives the same feed."""
+    base = cfg.site.base_url.rstrip("/")
+    fg = FeedGenerator()
+    fg.id(base + "/")
+    fg.title(cfg.site.title)
+    fg.subtitle(cfg.site.description or cfg.site.title)
+    fg.author({"name": cfg.company.name, "email": cfg.company.email} if cfg.company.email else {"name": cfg.company.name})
+    fg.link(href=base + "/", rel="alternate")
+    fg.link(href=base + "/feed.xml", rel="self")
+    fg.language(cfg.site.language)
+    fg.generator("dangol")
+    newest = _published(cfg, issues[0].date) if issues else dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    fg.updated(newest)
+    fg.lastBuildDate(newest)
+    for issue in issues:
+        when = _published(cfg, issue.date)
+        for article in public_articles(issue):
+            url = article_url(cfg.site.base_url, issue.id, article.slug)
+            fe = fg.add_entry(order="append")
+            fe.id(url)
+            fe.guid(url, permalink=True)
+            fe.title(article.title)
+            fe.link(href=url)
+            fe.summary(article.summary)
+            fe.content(article.body_html, type="html")
+            fe.author({"name": article.author})
+            fe.published(when)
+            fe.updated(when)
+            fe.category(term=issue.id, label=issue.title)
+            if article.image:
+                size = (article.source.parent / article.image)
+                fe.enclosure(asset_url(cfg.site.base_url, issue.id, article.image),
+                             str(size.stat().st_size) if size.is_file() else "0", _mime(article.image))
+    return fg
+
+
+def _mime(filename: str) -> str:
+    ext = Path(filename).suffix.lower()
+    return {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
+            ".webp": "image/webp", ".svg": "image/svg+xml"}.get(ext, "application/octet-stream")
+
+
+def _sitemap(pages: list[_Page], issues: list[Issue]) -> bytes:
+    urlset = ET.Element("urlset", xmlns=SITEMAP_NS)
+    newest = issues[0].date if issues else None
+    for page in pages:
+        issue = page.context.get("issue")
+        lastmod = issue.date if issue else newest
+        url = ET.SubElement(urlset, "url")
+        ET.SubElement(url, "loc").text = page.url
+        if lastmod:
+            ET.SubElement(url, "lastmod").text = lastmod.isoformat()
+    ET.indent(urlset)
+    return ET.tostring(urlset, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _robots(cfg) -> str:
+    return f"User-agent: *\nAllow: /\nSitemap: {cfg.site.base_url.rstrip('/')}/sitemap.xml\n"
+
+
+# --- assets ----------------------------------------------------------------------------------------------
+
+
+def _copy_assets(issue: Issue, dest: Path) -> int:
+    """Every non-Markdown file beside the issue's Markdown (article and body images, attachments)."""
+    count = 0
+    for src in sorted(issue.folder.iterdir()):
+        if src.is_file() and src.suffix.lower() != ".md" and not src.name.startswith(".") and src.suffix != ".py":
+            shutil.copy2(src, dest / src.name)
+            count += 1
+    return count
+
+
+# --- the build ---------------------------------------------------------------------------------------------
+
+
+def build_site(cfg, issues: list[Issue], out_dir: Path) -> SiteResult:
+    """Write the whole web archive for ``issues`` into ``out_dir`` (replacing what was there)."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    issues = sorted(issues, key=lambda i: (i.date, i.id), reverse=True)
+    _check_unique(issues)
+    env = _environment(cfg)
+    pages = _pages(cfg, issues)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.with_name(f".{out_dir.name}.building-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    result = SiteResult(out_dir=out_dir, issues=len(issues))
+    try:
+        for page in pages:
+            target = staging / page.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(_render_page(env, cfg, page), encoding="utf-8")
+            result.urls.append(page.url)
+        for issue in issues:
+            (staging / issue.id).mkdir(exist_ok=True)
+            result.assets += _copy_assets(issue, staging / issue.id)
+            result.articles += len(public_articles(issue))
+            result.withheld += [f"{issue.id}/{a.slug}" for a in issue.articles if not is_public(a)]
+        template_dir = cfg.path(cfg.paths.templates) / SITE_TEMPLATES
+        for name in STATIC_FILES:
+            if (template_dir / name).is_file():
+                shutil.copy2(template_dir / name, staging / name)
+        feed = _feed(cfg, issues)
+        feed.atom_file(str(staging / "feed.xml"), pretty=True)
+        feed.rss_file(str(staging / "rss.xml"), pretty=True)
+        (staging / "sitemap.xml").write_bytes(_sitemap(pages, issues))
+        (staging / "robots.txt").write_text(_robots(cfg), encoding="utf-8")
+        _swap(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _check_unique(issues: list[Issue]) -> None:
+    seen: set[str] = set()
+    for issue in issues:
+        if issue.id in seen:
+            raise UserError(f"issue {issue.id!r} given twice")
+        seen.add(issue.id)
+
+
+def _swap(staging: Path, out_dir: Path) -> None:
+    """Replace out_dir by staging with two renames (the old site is gone for a moment, never half-written)."""
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists():
+        out_dir.rename(old)
+    staging.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
