@@ -97,21 +97,23 @@ def _print_due(result: stage.DueResult, cfg) -> None:
     if not result.outcomes:
         common.console.print(f"{stamp} send-due: nothing due; {following}", highlight=False)
         return
-    common.summary_table(
-        f"{stamp} send-due",
-        ((o.issue, o.when, o.state, _describe(o)) for o in result.outcomes),
-        columns=("issue", "slot", "state", "detail"),
-    )
+    table = Table(title=f"{stamp} send-due", title_justify="left")
+    table.add_column("issue", no_wrap=True)
+    table.add_column("slot", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for o in result.outcomes:
+        table.add_row(o.issue, o.when, o.state, _describe(o))
+    common.console.print(table)
     for o in result.outcomes:
         if o.state != "sent":
-            print(f"{o.state}: {o.message}", file=sys.stderr)
+            print(f"{o.state}: {o.issue}: {o.message}", file=sys.stderr)
     common.console.print(following, highlight=False)
 
 
 def _describe(outcome: stage.DueOutcome) -> str:
     if outcome.state != "sent":
         return outcome.message
-    summary = getattr(outcome.result, "summary", None)
-    if isinstance(summary, dict):
-        return ", ".join(f"{k} {v}" for k, v in summary.items())
-    return outcome.message or "done"
+    counts = getattr(outcome.result, "counts", None) or {}
+    figures = ", ".join(f"{state} {n}" for state, n in counts.items() if n)
+    return "; ".join(x for x in (f"send #{outcome.result.send_id}" if outcome.result else "", figures, outcome.message) if x)

@@ -29,6 +29,7 @@ from croniter import croniter
 from croniter.croniter import CroniterError
 from sqlalchemy.engine import Engine
 
+from .. import content
 from ..config import Config
 from ..db import get_engine, sends, utcnow
 from ..errors import UserError
@@ -259,12 +260,12 @@ class IssueInfo:
     """What the schedule needs to know of an issue."""
 
     id: str
-    ad: bool = False
     send_at: dt.datetime | None = None  # UTC
-    error: str | None = None  # the issue could not be read; shown, and send-due reports it
+    ad: bool = False
+    problem: str | None = None  # why it cannot go out as it is (first problem the content stage found)
 
 
-def _send_at(value: Any, tz: ZoneInfo, where: str) -> dt.datetime | None:
+def _send_at(value: Any, tz: ZoneInfo) -> dt.datetime | None:
     """Front matter ``send_at``: a local date-time (``2026-12-03 10:00``) or ISO with an offset."""
     if value is None or value == "":
         return None
@@ -272,37 +273,39 @@ def _send_at(value: Any, tz: ZoneInfo, where: str) -> dt.datetime | None:
         try:
             value = dt.datetime.fromisoformat(value.strip())
         except ValueError:
-            raise UserError(f"send_at: cannot read {value!r}; write e.g. 2026-12-03 10:00", where=where) from None
+            raise ValueError(f"send_at: cannot read {value!r}; write e.g. 2026-12-03 10:00") from None
     if not isinstance(value, dt.datetime):  # a bare date: the editor must say the time
-        raise UserError(f"send_at: {value!r} needs a time, e.g. {value} 10:00", where=where)
+        raise ValueError(f"send_at: {value!r} needs a time, e.g. {value} 10:00")
     return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(dt.timezone.utc)
 
 
 def read_issues(cfg: Config) -> dict[str, IssueInfo]:
-    """Issue id -> IssueInfo for every ``content/<id>/issue.md``, read from the front matter.
+    """Every issue of ``content/`` with its ``send_at``: cheap (front matter only), for placing slots.
 
-    The one place that knows where issues live; a broken issue becomes an IssueInfo with ``error``
-    so one draft in progress does not stop the schedule of the others.
+    A bad ``send_at`` becomes the issue's ``problem`` so one draft does not stop the others' schedule.
     """
     import frontmatter
 
     tz = zone(cfg)
-    root = cfg.path(cfg.paths.content)
     found: dict[str, IssueInfo] = {}
-    for md in sorted(root.glob("*/issue.md")) if root.is_dir() else []:
-        issue_id = md.parent.name
+    for issue_id in content.list_issues(cfg):
+        path = content.content_root(cfg) / issue_id / content.ISSUE_FILE
         try:
-            try:
-                meta = frontmatter.load(md).metadata
-            except Exception as exc:
-                raise UserError(f"front matter is not valid YAML ({exc})", where=str(md)) from None
-            ad = meta.get("ad", False)
-            if not isinstance(ad, bool):
-                raise UserError(f"ad: expected true or false, got {ad!r}", where=str(md))
-            found[issue_id] = IssueInfo(issue_id, ad, _send_at(meta.get("send_at"), tz, str(md)))
-        except UserError as exc:
-            found[issue_id] = IssueInfo(issue_id, error=str(exc))
+            found[issue_id] = IssueInfo(issue_id, _send_at(frontmatter.load(path).metadata.get("send_at"), tz))
+        except Exception as exc:  # YAML errors are reported in full by check_issue below
+            found[issue_id] = IssueInfo(issue_id, problem=f"{content.display_path(cfg, path)}: {exc}")
     return found
+
+
+def check_issue(cfg: Config, info: IssueInfo) -> IssueInfo:
+    """Read the issue through the content stage for its ``ad`` flag and its first problem, if any."""
+    if info.problem:
+        return info
+    issue, problems = content.read_issue(cfg, info.id)
+    problems = [p for p in problems if p.field != "send_at"]  # the schedule's field, whatever content says
+    first = problems[0] if problems else None
+    problem = f"{content.display_path(cfg, first.file)}: {first.field}: {first.message}" if first else None
+    return dataclasses.replace(info, ad=issue.ad, problem=problem)
 
 
 def slots(cfg: Config, issues: dict[str, IssueInfo], start: dt.datetime) -> Iterator[Slot]:
@@ -367,7 +370,8 @@ class Entry:
     """One slot with the issue it sends and its state.
 
     States: sent, due, upcoming, refused: quiet hours, missed (later than catch_up_hours: send by hand),
-    cancelled (a real send was cancelled: send-due leaves it alone), no issue yet, error (issue unreadable).
+    cancelled (a real send was cancelled: send-due leaves it alone), no issue yet, error (due, but the
+    issue has a problem; an upcoming one says 'not ready' in its note).
     """
 
     slot: Slot
@@ -432,8 +436,6 @@ def _entry(slot: Slot, info: IssueInfo | None, rec: SendRecord, *, now, catch_up
     if info is None:
         return Entry(slot, None, False, "no issue yet")
     base = dict(slot=slot, issue=info.id, ad=info.ad)
-    if info.error:
-        return Entry(**base, state="error", note=info.error)
     if rec.done_id is not None:
         when = f" {fmt_local(rec.done_at.astimezone(slot.local.tzinfo))}" if rec.done_at else ""
         return Entry(**base, state="sent", note=f"send #{rec.done_id} finished{when}", send_id=rec.done_id)
@@ -441,16 +443,16 @@ def _entry(slot: Slot, info: IssueInfo | None, rec: SendRecord, *, now, catch_up
         return Entry(**base, state="cancelled", note=f"a send was cancelled; send it by hand: newsletter send {info.id}")
     if info.ad and quiet is not None and slot.local in quiet:
         return Entry(**base, state="refused: quiet hours", note=refusal(info.id, slot, quiet))
-    resumes = f"resumes send #{rec.open_id}" if rec.open_id else ""
     if slot.at > now:
-        return Entry(**base, state="upcoming", note=resumes, send_id=rec.open_id)
-    if now - slot.at <= catch_up:
-        return Entry(**base, state="due", note=resumes, send_id=rec.open_id)
-    hours = f"{catch_up.total_seconds() / 3600:g}"
-    return Entry(
-        **base, state="missed", send_id=rec.open_id,
-        note=f"more than {hours} h late, send-due leaves it; send it by hand: newsletter send {info.id}",
-    )
+        note = f"not ready: {info.problem}" if info.problem else f"resumes send #{rec.open_id}" if rec.open_id else ""
+        return Entry(**base, state="upcoming", note=note, send_id=rec.open_id)
+    if now - slot.at > catch_up:
+        hours = f"{catch_up.total_seconds() / 3600:g}"
+        note = f"more than {hours} h late, send-due leaves it; send it by hand: newsletter send {info.id}"
+        return Entry(**base, state="missed", note=note, send_id=rec.open_id)
+    if info.problem:
+        return Entry(**base, state="error", note=info.problem)
+    return Entry(**base, state="due", note=f"resumes send #{rec.open_id}" if rec.open_id else "", send_id=rec.open_id)
 
 
 def plan(
@@ -459,14 +461,13 @@ def plan(
     now: dt.datetime | None = None,
     count: int = 6,
     engine: Engine | None = None,
-    issues: dict[str, IssueInfo] | None = None,
     past_limit: int | None = None,
 ) -> Plan:
     """The slots within the catch-up window (the last ``past_limit``, default ``count``) and the next ``count``."""
     now = (now or utcnow()).astimezone(dt.timezone.utc)
     quiet = parse_quiet_hours(cfg.schedule.quiet_hours, where=cfg.source)
     catch_up = dt.timedelta(hours=cfg.schedule.catch_up_hours)
-    issues = read_issues(cfg) if issues is None else issues
+    issues = read_issues(cfg)
     past: collections.deque[Slot] = collections.deque(maxlen=count if past_limit is None else past_limit or None)
     future: list[Slot] = []
     for slot in slots(cfg, issues, now - catch_up):
@@ -478,8 +479,13 @@ def plan(
             break
     chosen = [*past, *future]
 
+    checked: dict[str, IssueInfo] = {}
+
     def issue_of(slot: Slot) -> IssueInfo | None:
-        return issues.get(slot.issue or slot.month)
+        info = issues.get(slot.issue or slot.month)
+        if info is not None and info.id not in checked:
+            checked[info.id] = check_issue(cfg, info)
+        return checked[info.id] if info else None
 
     infos = [issue_of(s) for s in chosen]
     records = send_records(engine or get_engine(cfg), (i.id for i in infos if i))
@@ -508,7 +514,7 @@ def parse_now(text: str | None, cfg: Config) -> dt.datetime | None:
 class DueOutcome:
     issue: str
     when: str  # the slot, local
-    state: str  # sent | refused | failed
+    state: str  # sent | incomplete (paused, interrupted, unknown rows) | refused | failed
     message: str = ""
     result: Any = None  # the sender's SendResult
 
@@ -527,7 +533,7 @@ class DueResult:
 
     def as_json(self) -> dict:
         def result(value):
-            return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+            return value.as_dict() if hasattr(value, "as_dict") else value
 
         return {
             "now": self.now.isoformat(),
@@ -540,13 +546,25 @@ class DueResult:
 
 
 def _sender() -> Callable[..., Any]:
-    try:
-        from .runner import send_issue
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.runner":
-            raise
-        raise UserError("the sender (newsletter.send.runner) is not installed; cannot send") from None
+    from .runner import send_issue  # imported late: the schedule is useful without the sending machinery loaded
+
     return send_issue
+
+
+def _run(cfg: Config, entry: Entry, *, backend, engine, progress) -> DueOutcome:
+    when = fmt_local(entry.slot.local)
+    if entry.state != "due":  # refused or error: one clear line, nothing sent
+        return DueOutcome(entry.issue, when, "refused" if entry.state.startswith("refused") else "failed", entry.note)
+    try:
+        result = _sender()(
+            cfg, entry.issue, backend=backend, engine=engine, scheduled_for=entry.slot.at, progress=progress
+        )
+    except UserError as exc:
+        return DueOutcome(entry.issue, when, "failed", str(exc))
+    if getattr(result, "done", True):
+        return DueOutcome(entry.issue, when, "sent", entry.note, result)
+    why = result.paused or ("interrupted" if result.interrupted else "; ".join(result.notes) or "rows left")
+    return DueOutcome(entry.issue, when, "incomplete", f"not finished ({why}); the next send-due resumes it", result)
 
 
 def send_due(
@@ -565,32 +583,15 @@ def send_due(
     """
     engine = engine or get_engine(cfg)
     now = (now or utcnow()).astimezone(dt.timezone.utc)
+    catch_up = dt.timedelta(hours=cfg.schedule.catch_up_hours)
     try:
         with db_lock.held(engine, LOCK_NAME, ttl=lock_ttl):
             current = plan(cfg, now=now, count=1, engine=engine, past_limit=0)  # 0: every slot in the window
-            outcomes = []
-            done: set[str] = set()
-            for entry in current.entries:
-                if entry.slot.at > now or entry.issue in done:
-                    continue
-                when = fmt_local(entry.slot.local)
-                if entry.state == "refused: quiet hours" and now - entry.slot.at <= dt.timedelta(
-                    hours=cfg.schedule.catch_up_hours
-                ):
-                    outcomes.append(DueOutcome(entry.issue, when, "refused", entry.note))
-                elif entry.state == "error":
-                    outcomes.append(DueOutcome(entry.issue, when, "failed", entry.note))
-                elif entry.state == "due":
-                    done.add(entry.issue)
-                    try:
-                        result = _sender()(
-                            cfg, entry.issue, backend=backend, engine=engine, scheduled_for=entry.slot.at,
-                            progress=progress,
-                        )
-                    except UserError as exc:
-                        outcomes.append(DueOutcome(entry.issue, when, "failed", str(exc)))
-                    else:
-                        outcomes.append(DueOutcome(entry.issue, when, "sent", entry.note, result))
+            acting = {}  # issue -> its first actionable slot in the window
+            for e in current.entries:
+                if e.state in ("due", "error", "refused: quiet hours") and now - catch_up <= e.slot.at <= now:
+                    acting.setdefault(e.issue, e)
+            outcomes = [_run(cfg, e, backend=backend, engine=engine, progress=progress) for e in acting.values()]
             upcoming = [e for e in current.entries if e.slot.at > now]
             return DueResult(now, True, outcomes=outcomes, next_slot=upcoming[0] if upcoming else None)
     except db_lock.LockBusy as busy:
