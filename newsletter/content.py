@@ -386,6 +386,12 @@ class _LinkResolver:
             return None
 
 
+def link_resolver(cfg, folder: Path):
+    """``resolve(url) -> absolute url`` with the rules of ``_LinkResolver`` (unresolvable: returned as written)."""
+    resolver = _LinkResolver(cfg, folder)
+    return lambda url: resolver.resolve(url) or url
+
+
 def _split_suffix(url: str) -> tuple[str, str]:
     """``a.md#top`` -> (``a.md``, ``#top``)."""
     cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
