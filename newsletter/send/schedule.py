@@ -39,6 +39,7 @@ from .lock import as_utc
 WEEKDAY_KO = "월화수목금토일"
 MAX_SHIFT = dt.timedelta(days=21)  # longer than any run of Korean holidays plus a weekend
 LOCK_NAME = "send-due"
+LOOKBACK = dt.timedelta(days=31)  # how far back `schedule` looks for the latest past slot
 
 _ORDINALS = {
     **dict.fromkeys(("first", "1st", "첫째", "첫번째"), 1),
@@ -455,29 +456,23 @@ def _entry(slot: Slot, info: IssueInfo | None, rec: SendRecord, *, now, catch_up
     return Entry(**base, state="due", note=f"resumes send #{rec.open_id}" if rec.open_id else "", send_id=rec.open_id)
 
 
-def plan(
-    cfg: Config,
-    *,
-    now: dt.datetime | None = None,
-    count: int = 6,
-    engine: Engine | None = None,
-    past_limit: int | None = None,
-) -> Plan:
-    """The slots within the catch-up window (the last ``past_limit``, default ``count``) and the next ``count``."""
+def plan(cfg: Config, *, now: dt.datetime | None = None, count: int = 6, engine: Engine | None = None) -> Plan:
+    """The next ``count`` slots, after every past slot still within the catch-up window and the latest
+    past one (within a month), so a reader sees what just went out or was missed."""
     now = (now or utcnow()).astimezone(dt.timezone.utc)
     quiet = parse_quiet_hours(cfg.schedule.quiet_hours, where=cfg.source)
     catch_up = dt.timedelta(hours=cfg.schedule.catch_up_hours)
     issues = read_issues(cfg)
-    past: collections.deque[Slot] = collections.deque(maxlen=count if past_limit is None else past_limit or None)
+    past: list[Slot] = []
     future: list[Slot] = []
-    for slot in slots(cfg, issues, now - catch_up):
+    for slot in slots(cfg, issues, now - max(catch_up, LOOKBACK)):
         if slot.at <= now:
             past.append(slot)
         elif len(future) < count:
             future.append(slot)
         else:
             break
-    chosen = [*past, *future]
+    chosen = [s for s in past[:-1] if now - s.at <= catch_up] + past[-1:] + future
 
     checked: dict[str, IssueInfo] = {}
 
@@ -586,7 +581,7 @@ def send_due(
     catch_up = dt.timedelta(hours=cfg.schedule.catch_up_hours)
     try:
         with db_lock.held(engine, LOCK_NAME, ttl=lock_ttl):
-            current = plan(cfg, now=now, count=1, engine=engine, past_limit=0)  # 0: every slot in the window
+            current = plan(cfg, now=now, count=1, engine=engine)
             acting = {}  # issue -> its first actionable slot in the window
             for e in current.entries:
                 if e.state in ("due", "error", "refused: quiet hours") and now - catch_up <= e.slot.at <= now:
