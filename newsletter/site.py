@@ -8,10 +8,11 @@ where the email's ``<img>`` tags point too.
 Links between pages are relative, so the same files work at the real base URL, under ``/site/`` in
 ``newsletter preview`` and from disk; canonical URLs, card tags, feeds and the sitemap are absolute.
 
-Articles restricted with ``audience:`` (e.g. a price preview for key customers) are **not** published:
-no page, no entry in the archive, feeds or sitemap. The public site cannot tell a key customer from a
-competitor, and a permalink is guessable from the slug. Their images are still copied, because the
-key customers' email shows them from the site.
+Articles restricted with ``audience:`` (e.g. a price preview for key customers) are published
+**unlisted**: their page exists at the usual permalink, because the key customers' email links to it,
+but it carries ``noindex`` and a "for key customers" note, and appears nowhere else: not in the
+archive index, the issue page, the other articles' lists, the feeds or the sitemap. Anyone holding the
+link can read it (as anyone can read a forwarded email): put nothing in a webzine that must stay secret.
 
 The site is written into a fresh folder beside ``out_dir`` and swapped in at the end, so a failed build
 leaves the previous site untouched and ``newsletter preview`` never serves half a site.
@@ -31,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from feedgen.feed import FeedGenerator
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .content import Article, Issue, article_url, asset_url, issue_url
 from .errors import UserError
@@ -49,10 +50,10 @@ class SiteResult:
 
     out_dir: Path
     issues: int = 0
-    articles: int = 0                                     # public article pages
-    withheld: list[str] = field(default_factory=list)     # "2026-11/cupping-invitation": restricted, not published
+    articles: int = 0                                     # listed article pages
+    unlisted: list[str] = field(default_factory=list)     # URLs of restricted articles' pages (not in index/feeds/sitemap)
     assets: int = 0                                       # images and other files copied from content/
-    urls: list[str] = field(default_factory=list)         # every page URL (as in the sitemap)
+    urls: list[str] = field(default_factory=list)         # every listed page URL (as in the sitemap)
     seconds: float = 0.0
 
     @property
@@ -73,7 +74,7 @@ class SiteResult:
 
 
 def is_public(article: Article) -> bool:
-    """Whether an article goes on the public web (and so has a permalink page): no audience restriction."""
+    """Whether an article is listed on the public web (index, issue page, feeds, sitemap): no audience restriction."""
     return not article.audience
 
 
@@ -97,6 +98,7 @@ class _Page:
     image: Article | None       # whose image is the card image
     image_issue: Issue | None
     context: dict
+    listed: bool = True         # False: a restricted article's page (noindex, not in the sitemap)
 
     @property
     def root(self) -> str:
@@ -155,7 +157,7 @@ def _pages(cfg, issues: list[Issue]) -> list[_Page]:
             og_type="article", image=first, image_issue=issue,
             context={"issue": issue, "articles": articles, "newer": newer, "older": older},
         ))
-        for article in articles:
+        for article in issue.articles:
             pages.append(_Page(
                 path=Path(issue.id) / article.slug / "index.html", template="article.html",
                 url=article_url(base, issue.id, article.slug),
@@ -163,6 +165,7 @@ def _pages(cfg, issues: list[Issue]) -> list[_Page]:
                 image=article if article.image else None, image_issue=issue,
                 context={"issue": issue, "article": article,
                          "others": [a for a in articles if a is not article]},
+                listed=is_public(article),
             ))
     return pages
 
@@ -205,9 +208,11 @@ def _render_page(env: jinja2.Environment, cfg, page: _Page) -> str:
 # --- feeds and sitemap ---------------------------------------------------------------------------------
 
 
-def _feed(cfg, issues: list[Issue]) -> FeedGenerator:
+def _feed(cfg, issues: list[Issue], *, enclosures: bool) -> FeedGenerator:
     """One entry per public article, newest issue first; dates come from the issues, so rebuilding the
-    same content gives the same feed."""
+    same content gives the same feed. The article image leads the entry's HTML content; RSS also gets it
+    as an enclosure. (Not Atom: feedgen 1.0 drops the rel of an entry's links, so an enclosure would
+    come out as a second rel="alternate" link.)"""
     base = cfg.site.base_url.rstrip("/")
     fg = FeedGenerator()
     fg.id(base + "/")
@@ -231,16 +236,24 @@ def _feed(cfg, issues: list[Issue]) -> FeedGenerator:
             fe.title(article.title)
             fe.link(href=url)
             fe.summary(article.summary)
-            fe.content(article.body_html, type="html")
+            fe.content(_feed_html(cfg, issue, article), type="html")
             fe.author({"name": article.author})
             fe.published(when)
             fe.updated(when)
             fe.category(term=issue.id, label=issue.title)
-            if article.image:
+            if article.image and enclosures:
                 size = (article.source.parent / article.image)
                 fe.enclosure(asset_url(cfg.site.base_url, issue.id, article.image),
                              str(size.stat().st_size) if size.is_file() else "0", _mime(article.image))
     return fg
+
+
+def _feed_html(cfg, issue: Issue, article: Article) -> str:
+    if not article.image:
+        return article.body_html
+    src = escape(asset_url(cfg.site.base_url, issue.id, article.image))
+    size = f' width="{article.image_width}" height="{article.image_height}"' if article.image_width else ""
+    return f'<p><img src="{src}" alt="{escape(article.image_alt)}"{size}></p>\n' + article.body_html
 
 
 def _mime(filename: str) -> str:
@@ -252,7 +265,7 @@ def _mime(filename: str) -> str:
 def _sitemap(pages: list[_Page], issues: list[Issue]) -> bytes:
     urlset = ET.Element("urlset", xmlns=SITEMAP_NS)
     newest = issues[0].date if issues else None
-    for page in pages:
+    for page in (p for p in pages if p.listed):
         issue = page.context.get("issue")
         lastmod = issue.date if issue else newest
         url = ET.SubElement(urlset, "url")
@@ -302,19 +315,17 @@ def build_site(cfg, issues: list[Issue], out_dir: Path) -> SiteResult:
             target = staging / page.path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(_render_page(env, cfg, page), encoding="utf-8")
-            result.urls.append(page.url)
+            (result.urls if page.listed else result.unlisted).append(page.url)
         for issue in issues:
             (staging / issue.id).mkdir(exist_ok=True)
             result.assets += _copy_assets(issue, staging / issue.id)
             result.articles += len(public_articles(issue))
-            result.withheld += [f"{issue.id}/{a.slug}" for a in issue.articles if not is_public(a)]
         template_dir = cfg.path(cfg.paths.templates) / SITE_TEMPLATES
         for name in STATIC_FILES:
             if (template_dir / name).is_file():
                 shutil.copy2(template_dir / name, staging / name)
-        feed = _feed(cfg, issues)
-        feed.atom_file(str(staging / "feed.xml"), pretty=True)
-        feed.rss_file(str(staging / "rss.xml"), pretty=True)
+        _feed(cfg, issues, enclosures=False).atom_file(str(staging / "feed.xml"), pretty=True)
+        _feed(cfg, issues, enclosures=True).rss_file(str(staging / "rss.xml"), pretty=True)
         (staging / "sitemap.xml").write_bytes(_sitemap(pages, issues))
         (staging / "robots.txt").write_text(_robots(cfg), encoding="utf-8")
         _swap(staging, out_dir)
