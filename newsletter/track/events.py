@@ -1,0 +1,446 @@
+"""Recording tracking events: opens, clicks, archive visits, unsubscribes and provider (webhook) events.
+
+Everything here is synchronous SQLAlchemy Core and runs the same on SQLite and PostgreSQL. The web app
+calls it from worker threads: opens, clicks and visits through :class:`HitWriter`, which writes them in
+batches (one transaction per batch, so SQLite keeps up under load); unsubscribes and webhook events
+directly, because the caller must know they are stored before it answers.
+
+A database that is briefly busy (SQLite locked, PostgreSQL restarting) is retried with backoff
+(:func:`retrying`); an event is never dropped because of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import logging
+import random
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from .. import db
+
+log = logging.getLogger("newsletter.track")
+T = TypeVar("T")
+
+HIT_KINDS = ("open", "click", "visit")
+
+# --- machine-open classification -------------------------------------------------------------------
+
+# Apple Mail Privacy Protection fetches every image through Apple's proxies soon after delivery, with
+# the bare user agent "Mozilla/5.0", from Apple's 17.0.0.0/8.
+APPLE_NETWORKS = (ipaddress.ip_network("17.0.0.0/8"),)
+APPLE_MPP_UA = "Mozilla/5.0"
+
+# Image proxies that fetch on their own, not because a reader opened the mail.
+PREFETCH_UA = re.compile(
+    r"YahooMailProxy"                       # Yahoo / AOL: prefetches images on delivery since 2023
+    r"|Barracuda|Mimecast|Proofpoint|Symantec|MessageLabs|IronPort|Trend ?Micro|Sophos|Forcepoint"
+    r"|FireEye|Microsoft-Office-Scanner|SafeLinks|Google-Safety"  # security scanners
+    r"|bot\b|crawler|spider|python-requests|python-httpx|curl/|wget/|Go-http-client|okhttp",
+    re.I,
+)
+# Proxies that fetch when the reader opens the mail (Gmail caches images through its proxy on first
+# open): a human open, unless it comes within the prefetch window after delivery.
+OPEN_TIME_PROXY_UA = re.compile(r"GoogleImageProxy", re.I)
+
+# Opens this soon after the message left us are scanners and prefetchers, not readers.
+PREFETCH_WINDOW = dt.timedelta(seconds=10)
+
+# Link-preview fetchers: a rep pasting a link into KakaoTalk or Slack makes them fetch the page.
+PREVIEW_BOT_UA = re.compile(
+    r"kakaotalk-scrap|facebookexternalhit|Slackbot|Twitterbot|TelegramBot|Discordbot|WhatsApp|LinkedInBot"
+    r"|Googlebot|bingbot|Yeti|Daumoa|Applebot|bot\b|crawler|spider|preview|curl/|wget/|python-",
+    re.I,
+)
+
+
+def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; everything in the database is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.timezone.utc)
+
+
+def _in_apple_network(ip: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if addr.version == 6 and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in APPLE_NETWORKS)
+
+
+def classify_open(user_agent: str, ip: str, at: dt.datetime, sent_at: dt.datetime | None) -> str | None:
+    """Why an open is a machine's (a short reason kept in ``events.detail``), or None for a human open."""
+    ua = (user_agent or "").strip()
+    if ua == APPLE_MPP_UA:
+        return "apple-mpp-user-agent"
+    if _in_apple_network(ip):
+        return "apple-proxy-address"
+    if not ua:
+        return "no-user-agent"
+    if PREFETCH_UA.search(ua):
+        return "prefetch-user-agent"
+    sent_at = _as_utc(sent_at)
+    if sent_at is not None and dt.timedelta(0) <= at - sent_at <= PREFETCH_WINDOW:
+        return "right-after-delivery"
+    return None
+
+
+def classify_visit(user_agent: str) -> str | None:
+    """Why an archive visit is a link-preview robot's, or None for a person."""
+    ua = (user_agent or "").strip()
+    if not ua:
+        return "no-user-agent"
+    return "preview-bot" if PREVIEW_BOT_UA.search(ua) else None
+
+
+# --- retries ---------------------------------------------------------------------------------------
+
+
+class DatabaseBusy(Exception):
+    """The database stayed unavailable past the deadline; the caller answers 503 and the client retries."""
+
+
+def _transient(exc: Exception) -> bool:
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+def retrying(fn: Callable[..., T], *args, deadline: float | None = 20.0, **kwargs) -> T:
+    """Call ``fn`` until it stops failing with a transient database error (locked, busy, reconnect).
+
+    Backoff doubles from 20 ms to 1 s with jitter. ``deadline=None`` retries for ever (the batch
+    writer: its events are still in memory, there is nobody to give them back to).
+    """
+    start = time.monotonic()
+    delay = 0.02
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - re-raised unless transient
+            if not _transient(exc):
+                raise
+            if deadline is not None and time.monotonic() - start + delay > deadline:
+                raise DatabaseBusy(str(getattr(exc, "orig", exc)).splitlines()[0]) from exc
+            log.warning("database busy (%s); retrying in %.2fs", str(getattr(exc, "orig", exc)).splitlines()[0], delay)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+
+def insert_ignoring_duplicates(conn: Connection, table: sa.Table, rows: list[dict], key: str):
+    """INSERT ... ON CONFLICT (key) DO NOTHING on SQLite and PostgreSQL; returns the keys inserted."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+    inserted: list = []
+    for row in rows:  # row by row: RETURNING of an executemany is not portable across both drivers
+        inserted.extend(conn.execute(stmt, row).scalars())
+    return inserted
+
+
+# --- deliveries ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What an event needs from a ledger row."""
+
+    id: int
+    send_id: int
+    issue: str
+    address: str
+    sent_at: dt.datetime | None
+
+
+def _delivery_rows(conn: Connection, ids: Iterable[int]) -> dict[int, Delivery]:
+    d = db.deliveries.c
+    ids = sorted(set(ids))
+    found: dict[int, Delivery] = {}
+    for i in range(0, len(ids), 500):
+        query = sa.select(d.id, d.send_id, d.issue, d.address, d.sent_at).where(d.id.in_(ids[i:i + 500]))
+        for row in conn.execute(query):
+            found[row.id] = Delivery(row.id, row.send_id, row.issue, row.address, _as_utc(row.sent_at))
+    return found
+
+
+def find_delivery(engine: Engine, delivery_id: int) -> Delivery | None:
+    with engine.connect() as conn:
+        return _delivery_rows(conn, [delivery_id]).get(delivery_id)
+
+
+class DeliveryCache:
+    """Ledger rows already read, kept once they are sent (their issue, address and sent_at no longer change)."""
+
+    def __init__(self, size: int = 100_000):
+        self.size = size
+        self._rows: OrderedDict[int, Delivery] = OrderedDict()
+
+    def get_many(self, conn: Connection, ids: set[int]) -> dict[int, Delivery]:
+        found = {i: self._rows[i] for i in ids if i in self._rows}
+        missing = ids - found.keys()
+        if missing:
+            for delivery_id, row in _delivery_rows(conn, missing).items():
+                found[delivery_id] = row
+                if row.sent_at is not None:
+                    self._rows[delivery_id] = row
+            while len(self._rows) > self.size:
+                self._rows.popitem(last=False)
+        return found
+
+
+# --- opens, clicks, visits -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request to the tracking app worth an event: an open, a click or an archive visit."""
+
+    kind: str  # open | click | visit
+    at: dt.datetime
+    ip: str
+    user_agent: str
+    delivery_id: int | None = None
+    url: str | None = None
+    rep: str | None = None
+    issue: str | None = None
+
+
+def open_hit(delivery_id: int, ip: str, user_agent: str, at: dt.datetime | None = None) -> Hit:
+    return Hit("open", at or db.utcnow(), ip, user_agent, delivery_id=delivery_id)
+
+
+def click_hit(delivery_id: int, url: str, ip: str, user_agent: str, at: dt.datetime | None = None) -> Hit:
+    return Hit("click", at or db.utcnow(), ip, user_agent, delivery_id=delivery_id, url=url)
+
+
+def visit_hit(path: str, rep: str, issue: str | None, ip: str, user_agent: str, at: dt.datetime | None = None) -> Hit:
+    return Hit("visit", at or db.utcnow(), ip, user_agent, url=path, rep=rep, issue=issue)
+
+
+def _open_row(hit: Hit, delivery: Delivery) -> dict:
+    reason = classify_open(hit.user_agent, hit.ip, hit.at, delivery.sent_at)
+    return {"machine": reason is not None, "detail": reason}
+
+
+def _click_row(hit: Hit, delivery: Delivery) -> dict:
+    return {"url": hit.url}
+
+
+def _visit_row(hit: Hit, delivery: Delivery | None) -> dict:
+    reason = classify_visit(hit.user_agent)
+    return {"machine": reason is not None, "detail": reason, "url": hit.url, "rep": hit.rep, "issue": hit.issue}
+
+
+_ROW = {"open": _open_row, "click": _click_row, "visit": _visit_row}
+
+
+def _hit_rows(conn: Connection, hits: list[Hit], cache: DeliveryCache) -> list[dict]:
+    deliveries = cache.get_many(conn, {h.delivery_id for h in hits if h.delivery_id is not None})
+    rows = []
+    for hit in hits:
+        delivery = deliveries.get(hit.delivery_id) if hit.delivery_id is not None else None
+        if hit.delivery_id is not None and delivery is None:
+            log.warning("%s for unknown delivery %s ignored", hit.kind, hit.delivery_id)
+            continue
+        row = {
+            "kind": hit.kind, "at": hit.at, "ip": hit.ip[:64], "user_agent": hit.user_agent[:1000],
+            "delivery_id": hit.delivery_id, "machine": False, "url": None, "rep": None, "detail": None,
+            "issue": delivery.issue if delivery else None, "address": delivery.address if delivery else None,
+        }
+        row.update(_ROW[hit.kind](hit, delivery))
+        rows.append(row)
+    return rows
+
+
+def record_hits(engine: Engine, hits: list[Hit], cache: DeliveryCache | None = None) -> int:
+    """Write opens, clicks and visits in one transaction; returns how many rows were written.
+
+    Hits naming a delivery that is not in the ledger (a valid token from a wiped database) are logged
+    and skipped: there is no address to attribute them to.
+    """
+    if not hits:
+        return 0
+    cache = cache or DeliveryCache(0)
+    with engine.begin() as conn:
+        rows = _hit_rows(conn, hits, cache)
+        if rows:
+            conn.execute(db.events.insert(), rows)
+    return len(rows)
+
+
+def record_open(engine: Engine, delivery_id: int, ip: str, user_agent: str, at: dt.datetime | None = None) -> int:
+    return record_hits(engine, [open_hit(delivery_id, ip, user_agent, at)])
+
+
+def record_click(engine: Engine, delivery_id: int, url: str, ip: str, user_agent: str) -> int:
+    return record_hits(engine, [click_hit(delivery_id, url, ip, user_agent)])
+
+
+def record_visit(engine: Engine, path: str, rep: str, issue: str | None, ip: str, user_agent: str) -> int:
+    return record_hits(engine, [visit_hit(path, rep, issue, ip, user_agent)])
+
+
+# --- suppressions and unsubscribes -----------------------------------------------------------------
+
+
+def suppress(conn: Connection, address: str, reason: str, source: str, evidence: str | None = None,
+             at: dt.datetime | None = None) -> bool:
+    """Add an active suppression unless the address already has one for the same reason; True if added.
+
+    The one place tracking writes to ``suppressions`` (list hygiene reads it before every send).
+    """
+    s = db.suppressions.c
+    exists = conn.execute(
+        sa.select(s.id).where(s.address == address, s.reason == reason, s.active.is_(True)).limit(1)
+    ).first()
+    if exists:
+        return False
+    conn.execute(db.suppressions.insert().values(
+        address=address, reason=reason, source=source, evidence=evidence, at=at or db.utcnow(), active=True))
+    return True
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    address: str
+    issue: str
+    new: bool  # False when the address was already unsubscribed
+
+
+def record_unsubscribe(engine: Engine, delivery_id: int, ip: str = "", user_agent: str = "",
+                       source: str = "tracking") -> Unsubscribed | None:
+    """Suppress the delivery's address at once and log an 'unsubscribe' event; idempotent.
+
+    None when the delivery is not in the ledger.
+    """
+    with engine.begin() as conn:
+        delivery = _delivery_rows(conn, [delivery_id]).get(delivery_id)
+        if delivery is None:
+            return None
+        now = db.utcnow()
+        new = suppress(conn, delivery.address, "unsubscribed", source, evidence=f"delivery {delivery_id}", at=now)
+        if new:
+            conn.execute(db.events.insert().values(
+                delivery_id=delivery_id, issue=delivery.issue, address=delivery.address, kind="unsubscribe",
+                at=now, ip=ip[:64], user_agent=user_agent[:1000], detail=source))
+    return Unsubscribed(delivery.address, delivery.issue, new)
+
+
+# --- the batch writer ------------------------------------------------------------------------------
+
+
+@dataclass
+class WriterStats:
+    queued: int = 0
+    written: int = 0
+    skipped: int = 0
+    batches: int = 0
+    retries: int = 0
+
+
+@dataclass
+class _Pending:
+    hit: Hit
+    done: asyncio.Future | None = None
+
+
+@dataclass
+class HitWriter:
+    """Writes hits from the event loop in batches, one transaction each, on one database thread.
+
+    ``await writer.record(hit)`` returns once the hit is committed (group commit: while one batch is
+    written, the next one gathers), so a response sent after it means the event is stored. ``close()``
+    writes whatever is still queued before the app stops.
+    """
+
+    engine: Engine
+    wait: float | None = 5.0  # how long a request waits for its commit before answering anyway
+    max_batch: int = 1000
+    stats: WriterStats = field(default_factory=WriterStats)
+
+    def __post_init__(self):
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=100_000)
+        self._cache = DeliveryCache()
+        self._task: asyncio.Task | None = None
+        self._executor = None
+
+    def start(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hit-writer")
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def record(self, hit: Hit) -> bool:
+        """Queue a hit and wait up to ``self.wait`` seconds for its commit; True once committed.
+
+        On a timeout the hit stays queued and is still written (the database was busy): the caller
+        answers as usual rather than fail the reader.
+        """
+        loop = asyncio.get_running_loop()
+        pending = _Pending(hit, loop.create_future() if self.wait else None)
+        await self._queue.put(pending)  # blocks only when 100k hits are waiting: back-pressure
+        self.stats.queued += 1
+        if pending.done is None:
+            return False
+        try:
+            await asyncio.wait_for(asyncio.shield(pending.done), self.wait)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            batch: list[_Pending] = []
+            if first is None:
+                stopping = True
+            else:
+                batch.append(first)
+            while len(batch) < self.max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    continue
+                batch.append(item)
+            if batch:
+                await loop.run_in_executor(self._executor, self._write, [p.hit for p in batch])
+                for p in batch:
+                    if p.done is not None and not p.done.done():
+                        p.done.set_result(True)
+
+    def _write(self, hits: list[Hit]) -> None:
+        """One transaction for the batch; on a non-transient error, row by row so one bad hit loses only itself."""
+        try:
+            written = retrying(record_hits, self.engine, hits, self._cache, deadline=None)
+        except Exception:  # noqa: BLE001 - isolate the bad row below
+            log.exception("batch of %d hits failed; writing them one by one", len(hits))
+            written = 0
+            for hit in hits:
+                try:
+                    written += retrying(record_hits, self.engine, [hit], self._cache, deadline=None)
+                except Exception:  # noqa: BLE001
+                    log.exception("hit not recorded: %r", hit)
+        self.stats.batches += 1
+        self.stats.written += written
+        self.stats.skipped += len(hits) - written
+
+    async def close(self) -> None:
+        """Write everything still queued, then stop the writer thread."""
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        await self._task
+        self._task = None
+        self._executor.shutdown(wait=True)
