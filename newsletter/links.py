@@ -21,7 +21,7 @@ from .content import Issue, article_url, issue_url, load_issue
 from .errors import UserError
 
 FORMATS = ("text", "csv", "json")
-REP_ID = re.compile(r"^[\w][\w.@-]{0,63}$")
+REP_ID = re.compile(r"^[\w.-]{1,64}$")  # what the tracking server accepts as ?ref= (track.app.REF)
 TIER_LABELS = {"key": "주요", "loyal": "단골", "regular": "일반", "prospect": "신규"}
 CSV_COLUMNS = ("issue", "kind", "order", "slug", "title", "summary", "audience", "rep", "url")
 
@@ -58,7 +58,7 @@ def check_rep(rep: str | None) -> str | None:
     rep = rep.strip()
     if not REP_ID.match(rep):
         raise UserError(
-            f"--rep {rep!r}: expected a sales rep id such as rep-kim (letters, digits, '.', '-', '_', '@'; "
+            f"--rep {rep!r}: expected a sales rep id such as rep-kim (letters, digits, '.', '-', '_'; "
             "at most 64 characters)"
         )
     return rep
