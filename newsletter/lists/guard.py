@@ -96,6 +96,11 @@ def resolve_roster(customers: list[Customer], rows: list[Row], records: dict[str
             c.detail = f"{where}: address {c.email.strip()!r} {describe(reason, detail)}{on_list}"
             continue
         rec = records.get(c.canonical)
+        dead = [r for r in unusable.get(c.canonical, []) if r.invalid_reason in ("no_mx", "columns", "unreadable")]
+        if rec is None and dead:
+            c.rows, c.status = [r.index for r in dead], "invalid"
+            c.detail = f"{where}: list row {dead[0].index}: {c.canonical} {describe(dead[0].invalid_reason, dead[0].detail)}"
+            continue
         if rec is None:
             c.status = "missing_from_list"
             c.detail = f"{where}: {c.canonical} is on the key-customer roster but on no row of {file}"

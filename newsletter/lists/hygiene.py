@@ -155,7 +155,7 @@ def load_holds(engine) -> dict[str, str]:
 
 
 def clean_lists(cfg: Config, *, subscribers=None, key_customers=None, suppressions=None, encoding=None,
-                engine=None, progress=True, check_mx: bool = False) -> HygieneResult:
+                engine=None, progress=True, check_mx: bool = False, resolver=None) -> HygieneResult:
     """The audience of a send plus an account of every row and every key customer (see docs/lists.md)."""
     from .. import db
 
@@ -174,7 +174,7 @@ def clean_lists(cfg: Config, *, subscribers=None, key_customers=None, suppressio
     if check_mx:
         from .mx import apply_mx_check
 
-        apply_mx_check(rows)
+        apply_mx_check(rows, warnings, resolver)
     records = dedupe(rows)
     suppressed = load_suppressions(supp_path, engine, warnings, explicit=suppressions is not None)
     held = load_holds(engine)
