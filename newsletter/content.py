@@ -229,8 +229,9 @@ def _read_markdown(path: Path, problems: list[ContentProblem]) -> tuple[dict, st
     try:
         post = frontmatter.loads(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 2}" if mark else ""   # +1 for 1-based, +1 for the opening ---
+        # where the broken construct starts (an unclosed [ ...), else where the parser gave up
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""   # the YAML text starts on the --- line
         problems.append(ContentProblem(path, "front matter", f"not valid YAML{where} ({getattr(exc, 'problem', exc)})"))
         return {}, text
     if not isinstance(post.metadata, dict):
