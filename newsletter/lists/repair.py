@@ -77,8 +77,8 @@ def _safe(edit: tuple[str, int], target: str) -> bool:
 @lru_cache(maxsize=100_000)
 def decide(domain: str) -> Repair | None:
     """The repair decision for one (lower-case) domain; None when it is fine as written."""
-    if domain in _KNOWN:
-        return None
+    if domain in _KNOWN or "" in domain.split("."):
+        return None  # a known domain, or a broken one (a..b) that syntax checking reports
     near = [(k, e) for k in KNOWN_DOMAINS if (e := _edit(domain, k)) is not None]
     truncated = [k for k in KNOWN_DOMAINS if k.startswith(domain)]
     if truncated:
