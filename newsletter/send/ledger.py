@@ -133,7 +133,7 @@ def addresses_in(engine: Engine, issue: str, kinds: Sequence[str]) -> set[str]:
     q = (
         sa.select(deliveries.c.address)
         .join(sends, sends.c.id == deliveries.c.send_id)
-        .where(deliveries.c.issue == issue, sends.c.kind.in_(kinds))
+        .where(deliveries.c.issue == issue, sends.c.kind.in_(kinds), sends.c.status != "cancelled")
     )
     with engine.connect() as conn:
         return set(conn.scalars(q))
@@ -142,6 +142,15 @@ def addresses_in(engine: Engine, issue: str, kinds: Sequence[str]) -> set[str]:
 def set_send(engine: Engine, send_id: int, **values) -> None:
     with engine.begin() as conn:
         conn.execute(sends.update().where(sends.c.id == send_id).values(**values))
+
+
+def cancel(engine: Engine, send_id: int, note: str) -> None:
+    """A cancelled send: its rows say so, and its audience counts as never having had the issue."""
+    with engine.begin() as conn:
+        conn.execute(sends.update().where(sends.c.id == send_id).values(status="cancelled", note=note,
+                                                                        finished_at=utcnow()))
+        conn.execute(deliveries.update().where(deliveries.c.send_id == send_id)
+                     .values(state="cancelled", updated_at=utcnow()))
 
 
 def finish_send(engine: Engine, send_id: int) -> None:

@@ -1,0 +1,233 @@
+"""SendGrid v3 Mail Send with the official ``sendgrid`` client and plain dict bodies.
+
+One compiled body per audience variant; each request carries up to 1,000 personalizations whose
+``substitutions`` fill the ``%%field%%`` placeholders — never one API call per recipient.
+
+Outcome rules (docs/sending.md):
+- 202: rows ``sent`` (provider id = X-Message-Id).
+- 429: rows back to ``pending``, wait as X-RateLimit-Reset / Retry-After says, try again.
+- 5xx, connection refused / failed before the body was sent: back to ``pending``, exponential backoff
+  with jitter; after ``send.sendgrid.retries`` the run stops and the rows stay pending.
+- 400 and other 4xx: rows ``failed`` with SendGrid's message.
+- no answer after the body left (timeout, connection dropped): rows ``unknown``, reported, never resent
+  blindly — SendGrid may have accepted them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import http.client
+import json
+import os
+import random
+import time
+import urllib.error
+
+from python_http_client import exceptions as hx
+from sendgrid import SendGridAPIClient
+
+from ...config import secret
+from ...errors import UserError
+from .. import ledger as L
+from ..ledger import Delivery
+from ..message import fields, list_unsubscribe
+from .base import Backend, Job
+
+MAX_PERSONALIZATIONS = 1000
+SEND_AT_LIMIT = dt.timedelta(hours=72)
+_HTML_ONLY = {"%%name%%": "%%name_html%%", "%%company%%": "%%company_html%%"}
+
+
+def api_host(cfg) -> str:
+    return os.environ.get("SENDGRID_API_HOST") or cfg.send.sendgrid.api_host
+
+
+def client(cfg) -> SendGridAPIClient:
+    return SendGridAPIClient(api_key=secret("SENDGRID_API_KEY"), host=api_host(cfg))
+
+
+def categories(cfg, issue: str) -> tuple[list[str], list[str]]:
+    """SendGrid categories: ASCII, unique, at most 10. Returns (kept, dropped)."""
+    kept, dropped = [], []
+    for c in [*cfg.send.sendgrid.categories, issue]:
+        c = str(c).strip()
+        if not c or c in kept:
+            continue
+        (kept if c.isascii() and len(c) <= 255 and len(kept) < 10 else dropped).append(c)
+    return kept, dropped
+
+
+def _provider_message(exc: hx.HTTPError) -> str:
+    try:
+        data = json.loads(exc.body)
+        parts = [f"{e.get('field') or ''}: {e.get('message')}".lstrip(": ") for e in data.get("errors", [])]
+        return f"{exc.status_code} " + "; ".join(parts) if parts else f"{exc.status_code} {exc.body[:500]!r}"
+    except (ValueError, TypeError, AttributeError):
+        return f"{exc.status_code} {str(exc.body)[:500]}"
+
+
+def _wait_for_429(exc: hx.HTTPError) -> float:
+    headers = exc.headers or {}
+    reset = headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - time.time())
+        except ValueError:
+            pass
+    try:
+        return max(0.0, float(headers.get("Retry-After", 1)))
+    except ValueError:
+        return 1.0
+
+
+class SendGridBackend(Backend):
+    name = "sendgrid"
+    batch_size = MAX_PERSONALIZATIONS
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.sg = client(cfg)
+        self.opts = cfg.send.sendgrid
+        self.bodies: dict[str, dict] = {}
+
+    # once per send ------------------------------------------------------------------------------
+    def open(self, job: Job) -> None:
+        self.send_at = None
+        when = job.scheduled_for
+        if when is not None:
+            ahead = when - dt.datetime.now(dt.timezone.utc)
+            if dt.timedelta(0) < ahead <= SEND_AT_LIMIT:
+                self.send_at = int(when.timestamp())
+        self.batch_id = None
+        if self.send_at:
+            self.batch_id = L.get_send(job.engine, job.send_id).batch_id or self._new_batch(job)
+        self.categories, dropped = categories(self.cfg, job.prep.issue)
+        if dropped:
+            job.notes.append(f"SendGrid categories left out (ASCII only, at most 10): {', '.join(dropped)}")
+
+    def _new_batch(self, job: Job) -> str:
+        """A batch id lets a scheduled send be cancelled (POST /v3/user/scheduled_sends)."""
+        response = self.sg.client.mail.batch.post(timeout=self.opts.timeout)
+        batch_id = json.loads(response.body)["batch_id"]
+        L.set_send(job.engine, job.send_id, batch_id=batch_id)
+        return batch_id
+
+    def _base(self, job: Job, variant: str) -> dict:
+        body = self.bodies.get(variant)
+        if body is None:
+            v = job.prep.variants[variant]
+            markup = v.html
+            for plain, escaped in _HTML_ONLY.items():
+                markup = markup.replace(plain, escaped)
+            sender = self.cfg.sender
+            body = {
+                "from": {"email": sender.from_email, "name": sender.from_name},
+                "subject": job.prep.subject,
+                "content": [{"type": "text/plain", "value": v.text}, {"type": "text/html", "value": markup}],
+                "headers": {"List-Id": f"<{sender.list_id}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+                "categories": self.categories,
+                # our own signed links and pixel do the tracking; SendGrid's would wrap them a second time
+                "tracking_settings": {"click_tracking": {"enable": False, "enable_text": False},
+                                      "open_tracking": {"enable": False},
+                                      "subscription_tracking": {"enable": False}},
+            }
+            if sender.reply_to:
+                body["reply_to"] = {"email": sender.reply_to}
+            if self.send_at:
+                body["send_at"] = self.send_at
+                body["batch_id"] = self.batch_id
+            self.bodies[variant] = body
+        return body
+
+    def _personalization(self, job: Job, d: Delivery) -> dict:
+        f = fields(self.cfg, job.signer, d)
+        name, company = f["%%name%%"], f["%%company%%"]
+        f["%%name_html%%"] = html.escape(name)
+        f["%%company_html%%"] = html.escape(company)
+        to = {"email": d.address}
+        if d.name.strip():
+            to["name"] = d.name.strip()
+        return {
+            "to": [to],
+            "substitutions": f,
+            "custom_args": {"issue": job.prep.issue, "send": str(job.send_id), "token": f["%%r%%"]},
+            "headers": {"List-Unsubscribe": list_unsubscribe(self.cfg, f["%%unsubscribe_url%%"])},
+        }
+
+    def body(self, job: Job, rows: list[Delivery]) -> dict:
+        body = dict(self._base(job, rows[0].variant))
+        body["personalizations"] = [self._personalization(job, d) for d in rows]
+        return body
+
+    # one request --------------------------------------------------------------------------------
+    def send_batch(self, job: Job, rows: list[Delivery]) -> int:
+        body = self.body(job, rows)          # built before the claim: a crash here leaves rows pending
+        ids = [d.id for d in rows]
+        failures = 0
+        while True:
+            job.ledger.sending(ids)
+            try:
+                response = self.sg.client.mail.send.post(request_body=body, timeout=self.opts.timeout)
+            except hx.TooManyRequestsError as exc:
+                job.ledger.release(ids, "429 rate limited")
+                if self._sleep(job, min(_wait_for_429(exc), 600.0)):
+                    return 0
+                continue
+            except hx.HTTPError as exc:
+                if exc.status_code >= 500:
+                    job.ledger.release(ids, _provider_message(exc))
+                    failures += 1
+                    if self._backoff(job, failures, _provider_message(exc)):
+                        return 0
+                    continue
+                if exc.status_code in (401, 403):
+                    job.ledger.release(ids, _provider_message(exc))
+                    raise UserError(f"SendGrid refused the API key (SENDGRID_API_KEY): {_provider_message(exc)}") from None
+                job.ledger.failed(ids, _provider_message(exc))
+                return 0
+            except urllib.error.URLError as exc:
+                # raised while connecting or writing the request: SendGrid did not get a whole body
+                job.ledger.release(ids, f"connection error: {exc.reason}")
+                failures += 1
+                if self._backoff(job, failures, f"connection error: {exc.reason}"):
+                    return 0
+                continue
+            except (TimeoutError, http.client.HTTPException, ConnectionError, OSError) as exc:
+                job.ledger.unknown(ids, f"no answer after the request was sent ({type(exc).__name__}: {exc})")
+                job.notes.append(f"{len(ids)} recipients: SendGrid did not answer after the request left; "
+                                 "marked unknown, not resent (docs/sending.md)")
+                return 0
+            job.ledger.sent(ids, provider_id=(response.headers or {}).get("X-Message-Id"))
+            return len(ids)
+
+    def _sleep(self, job: Job, seconds: float) -> bool:
+        """Sleep unless Ctrl-C arrives first; True when the run should stop."""
+        return job.stop.wait(seconds)
+
+    def _backoff(self, job: Job, failures: int, why: str) -> bool:
+        if failures > self.opts.retries:
+            job.notes.append(f"SendGrid kept failing ({why}); rows left pending — run again later")
+            job.stop.set()
+            return True
+        delay = self.opts.backoff * 2 ** (failures - 1) * (0.5 + random.random())
+        return self._sleep(job, min(delay, 300.0))
+
+
+def cancel_scheduled(cfg, engine, issue: str) -> str | None:
+    """Cancel a send scheduled with ``send_at`` (SendGrid holds it until then); returns its batch id."""
+    import sqlalchemy as sa
+
+    from ...db import sends
+
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(sends.c.id, sends.c.batch_id)
+            .where(sends.c.issue == issue, sends.c.backend == "sendgrid", sends.c.batch_id.is_not(None))
+            .order_by(sends.c.id.desc()).limit(1)
+        ).first()
+    if row is None:
+        return None
+    client(cfg).client.user.scheduled_sends.post(request_body={"batch_id": row.batch_id, "status": "cancel"})
+    L.cancel(engine, row.id, "scheduled send cancelled at SendGrid")
+    return row.batch_id
