@@ -262,16 +262,18 @@ def _hit_rows(conn: Connection, hits: list[Hit], cache: DeliveryCache) -> list[d
     return rows
 
 
-def record_hits(engine: Engine, hits: list[Hit], cache: DeliveryCache | None = None) -> int:
+def record_hits(bind: Engine | Connection, hits: list[Hit], cache: DeliveryCache | None = None) -> int:
     """Write opens, clicks and visits in one transaction; returns how many rows were written.
 
-    Hits naming a delivery that is not in the ledger (a valid token from a wiped database) are logged
-    and skipped: there is no address to attribute them to.
+    ``bind`` is an engine, or a connection kept open by a caller that writes often. Hits naming a
+    delivery that is not in the ledger (a valid token from a wiped database) are logged and skipped:
+    there is no address to attribute them to.
     """
     if not hits:
         return 0
     cache = cache or DeliveryCache(0)
-    with engine.begin() as conn:
+    with bind.begin() as tx:
+        conn = tx if isinstance(bind, Engine) else bind
         rows = _hit_rows(conn, hits, cache)
         if rows:
             conn.execute(db.events.insert(), rows)
@@ -373,6 +375,7 @@ class HitWriter:
         self._cache = DeliveryCache()
         self._task: asyncio.Task | None = None
         self._executor = None
+        self._conn: Connection | None = None  # the writer thread's own connection, kept between batches
 
     def start(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -393,9 +396,10 @@ class HitWriter:
         if pending.done is None:
             return False
         try:
-            await asyncio.wait_for(asyncio.shield(pending.done), self.wait)
+            async with asyncio.timeout(self.wait):  # cancelling the future leaves the hit in its batch
+                await pending.done
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def _run(self) -> None:
@@ -420,16 +424,33 @@ class HitWriter:
                     if p.done is not None and not p.done.done():
                         p.done.set_result(True)
 
+    def _commit(self, hits: list[Hit]) -> int:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        try:
+            return record_hits(self._conn, hits, self._cache)
+        except Exception:
+            self._disconnect()  # a fresh connection for the retry: this one may be broken
+            raise
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+                pass
+            self._conn = None
+
     def _write(self, hits: list[Hit]) -> None:
         """One transaction for the batch; on a non-transient error, row by row so one bad hit loses only itself."""
         try:
-            written = retrying(record_hits, self.engine, hits, self._cache, deadline=None)
+            written = retrying(self._commit, hits, deadline=None)
         except Exception:  # noqa: BLE001 - isolate the bad row below
             log.exception("batch of %d hits failed; writing them one by one", len(hits))
             written = 0
             for hit in hits:
                 try:
-                    written += retrying(record_hits, self.engine, [hit], self._cache, deadline=None)
+                    written += retrying(self._commit, [hit], deadline=None)
                 except Exception:  # noqa: BLE001
                     log.exception("hit not recorded: %r", hit)
         self.stats.batches += 1
@@ -443,4 +464,5 @@ class HitWriter:
         await self._queue.put(None)
         await self._task
         self._task = None
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
         self._executor.shutdown(wait=True)
