@@ -14,7 +14,7 @@ import email
 import email.policy
 import re
 from dataclasses import dataclass
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.message import Message
 
 from flufl.bounce import all_failures
@@ -66,15 +66,23 @@ def header_text(msg: Message, name: str) -> str:
         return str(value)
 
 
-def _addr(value: str) -> str | None:
+def _u(value) -> str:
+    """A header value as text; 8-bit (UTF-8) bytes that compat32 wrapped as unknown-8bit are decoded, not mangled."""
+    if isinstance(value, Header):
+        return "".join(p.decode("utf-8" if c in (None, "unknown-8bit") else c, "replace") if isinstance(p, bytes)
+                       else p for p, c in decode_header(value))
+    return "" if value is None else str(value)
+
+
+def _addr(value) -> str | None:
     """An address from a DSN field such as ``rfc822; <a@b>`` or ``utf-8; a@b``."""
-    value = value.split(";", 1)[-1].strip()
+    value = _u(value).split(";", 1)[-1].strip()
     value = canonicalize(value)
     return value if "@" in value else None
 
 
 def _unfold(value) -> str:
-    return " ".join(str(value).split()) if value else ""
+    return " ".join(_u(value).split()) if value else ""
 
 
 def _classify_status(status: str | None, action: str | None = None, fallback: str = "") -> str:
@@ -108,7 +116,7 @@ def _arf(msg: Message) -> list[Bounce] | None:
             continue
         fields = _report_fields(part)
         first = fields[0] if fields else Message()
-        recipient = _addr(str(first.get("Original-Rcpt-To", "") or first.get("Removal-Recipient", "")))
+        recipient = _addr(first.get("Original-Rcpt-To", "") or first.get("Removal-Recipient", ""))
         if recipient is None:
             for inner in _parts(msg):
                 if inner.get_content_type() == "message/rfc822" and isinstance(inner.get_payload(), list):
@@ -136,7 +144,7 @@ def _dsn(msg: Message) -> list[Bounce] | None:
             continue
         found = found or []
         for block in _report_fields(part)[1:] or _report_fields(part):
-            recipient = _addr(str(block.get("Final-Recipient", "") or block.get("Original-Recipient", "")))
+            recipient = _addr(block.get("Final-Recipient", "") or block.get("Original-Recipient", ""))
             if recipient is None:
                 continue
             action = _unfold(block.get("Action", "")).lower() or None
