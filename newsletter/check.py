@@ -77,6 +77,7 @@ def preflight(cfg, issue_id: str | None = None) -> Preflight:
     for a in issue.articles:   # rendered images of articles whose file is missing are already reported
         if a.image and not a.image_width:
             report.flagged.add(a.image)
+    _check_placeholders(report, issue)
     rendered = render_issue(cfg, issue)
     _check_rendered(report, cfg, rendered, targets)
     return Preflight(issue, report.findings, rendered)
@@ -224,9 +225,8 @@ def _check_rendered(report: _Report, cfg, rendered: RenderedIssue, targets: _Sit
         _check_opt_out(report, html, text, html_template, text_template, label)
         _check_footer(report, cfg, html, text, html_template, text_template)
         for where, part in ((html_template, html), (text_template, text)):
-            for name in sorted(set(_PLACEHOLDER.findall(part)) - PLACEHOLDERS):
-                report.add(ERROR, where, "placeholder", f"unknown merge field %%{name}%% (known: "
-                           + ", ".join(f"%%{p}%%" for p in sorted(PLACEHOLDERS)) + ")")
+            for name in sorted(set(_PLACEHOLDER.findall(part)) - PLACEHOLDERS - report.flagged):
+                report.add(ERROR, where, "placeholder", _unknown_placeholder(name))
 
 
 def _check_html_elements(report: _Report, html: str, template: Path, targets: _SiteTargets, label: str) -> None:
@@ -279,6 +279,25 @@ def _check_footer(report: _Report, cfg, html: str, text: str, html_template: Pat
             report.add(ERROR, html_template, "footer", f"legal footer lacks {key} ({value!r})")
         if value not in text:
             report.add(ERROR, text_template, "footer", f"legal footer lacks {key} ({value!r})")
+
+
+def _unknown_placeholder(name: str) -> str:
+    return f"unknown merge field %%{name}%% (known: " + ", ".join(f"%%{p}%%" for p in sorted(PLACEHOLDERS)) + ")"
+
+
+def _check_placeholders(report: _Report, issue: Issue) -> None:
+    """Misspelt merge fields, reported where the editor wrote them; none in the subject (it is not filled)."""
+    path = issue.folder / "issue.md"
+    if _PLACEHOLDER.search(issue.subject):
+        report.add(ERROR, path, "subject", "merge fields (%%...%%) are not filled in the subject; write it for everyone")
+    sources = [(path, {"title": issue.title, "preheader": issue.preheader, "body": issue.note_md})]
+    sources += [(a.source, {"title": a.title, "summary": a.summary, "image_alt": a.image_alt, "body": a.body_md})
+                for a in issue.articles]
+    for file, fields in sources:
+        for field_name, value in fields.items():
+            for name in sorted(set(_PLACEHOLDER.findall(value)) - PLACEHOLDERS):
+                report.add(ERROR, file, field_name, _unknown_placeholder(name))
+                report.flagged.add(name)
 
 
 def sent_size(cfg, html: str) -> int:

@@ -399,11 +399,23 @@ def _split_suffix(url: str) -> tuple[str, str]:
     return url[:cut], url[cut:]
 
 
+_RAW_URL_ATTR = re.compile(r"""(\b(?:src|href)\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
+
+
+def _resolve_raw_html(html: str, links: _LinkResolver) -> str:
+    """The same link rules for <a href> and <img src> the editor wrote as raw HTML in the Markdown."""
+    return _RAW_URL_ATTR.sub(lambda m: f"{m.group(1)}{m.group(2)}{links.resolve(m.group(3)) or m.group(3)}{m.group(2)}", html)
+
+
 def _render_body(body: str, links: _LinkResolver) -> str:
     """Markdown -> HTML with links made absolute and body images given width/height."""
     tokens = _MD.parse(body)
     for token in tokens:
+        if token.type == "html_block":
+            token.content = _resolve_raw_html(token.content, links)
         for child in token.children or ():
+            if child.type == "html_inline":
+                child.content = _resolve_raw_html(child.content, links)
             if child.type == "link_open":
                 href = str(child.attrGet("href") or "")
                 resolved = links.resolve(href)
