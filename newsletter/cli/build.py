@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Optional
 
@@ -31,7 +30,8 @@ def _build_site(cfg) -> dict:
     started = time.perf_counter()
     issues = [load_issue(cfg, issue_id) for issue_id in list_issues(cfg)]
     result = build_site(cfg, issues, cfg.path(cfg.paths.build) / "site")
-    summary = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else {"result": str(result)}
+    summary = {name: getattr(result, name) for name in ("issues", "articles", "assets") if hasattr(result, name)}
+    summary["out_dir"] = display_path(cfg, getattr(result, "out_dir", cfg.path(cfg.paths.build) / "site"))
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
 
