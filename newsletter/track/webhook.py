@@ -24,7 +24,7 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from sqlalchemy.engine import Connection, Engine
 
-from .. import db
+from .. import bounces, db
 from ..errors import UserError
 from . import events as ev
 from .tokens import Signer
@@ -98,7 +98,8 @@ class IngestResult:
     duplicates: int = 0
     ignored: int = 0
     suppressed: list[str] = field(default_factory=list)  # addresses newly suppressed (complaints, unsubscribes)
-    bounces: int = 0  # hard bounces handed to the bounce policy
+    bounces: int = 0  # bounces handed to the bounce policy
+    bounced_out: list[str] = field(default_factory=list)  # addresses the bounce policy has suppressed
 
 
 def parse(body: bytes) -> list[dict]:
@@ -168,30 +169,26 @@ def _row(item: dict, kind: str, delivery: ev.Delivery | None) -> dict:
     }
 
 
-def _suppression(row: dict, item: dict) -> str | None:
-    """The suppression reason an event calls for: hard bounces, spam reports and unsubscribes."""
-    if row["kind"] == "bounce" and item.get("type", "bounce") == "bounce":
-        return "hard_bounce"  # 'blocked' is the receiving server refusing us (reputation), not the address
-    return {"complaint": "complaint", "unsubscribe": "unsubscribed"}.get(row["kind"])
+SUPPRESSING = {"complaint": "complaint", "unsubscribe": "unsubscribed"}  # suppressed here, at once
 
 
-def _record_bounce(engine: Engine, cfg, row: dict, item: dict, delivery: ev.Delivery | None) -> None:
-    """Hand a hard bounce to list hygiene's bounce policy when it exists; else suppress directly."""
-    try:
-        from ..bounces import record  # the bounces stage (contract in docs/architecture.md)
-    except ImportError:
-        record = None
-    if record is None:
-        with engine.begin() as conn:
-            ev.suppress(conn, row["address"], "hard_bounce", "webhook", row["provider_event_id"], at=row["at"])
-        return
-    record(
-        engine, cfg, address=row["address"], kind="permanent", status=_text(item.get("status"), 16),
-        diagnostic=_text(item.get("reason"), 2000),
+def _bounce_kind(item: dict) -> str:
+    """SendGrid's ``bounce`` is the mailbox refusing: permanent. ``blocked`` is the receiving server refusing
+    us (reputation, policy): temporary, so the bounce policy counts it or holds the domain, never suppresses
+    on one."""
+    return "temporary" if item.get("type") == "blocked" else "permanent"
+
+
+def _record_bounce(engine: Engine, cfg, row: dict, item: dict, delivery: ev.Delivery | None) -> bool:
+    """Hand a bounce to list hygiene's bounce policy; True if the address is (now or already) suppressed."""
+    outcome = bounces.record(
+        engine, cfg, address=row["address"], kind=_bounce_kind(item), status=_text(item.get("status"), 16),
+        diagnostic=_text(item.get("reason"), 2000) or "",
         digest=hashlib.sha256(("sendgrid:" + row["provider_event_id"]).encode()).hexdigest(),
-        send_id=delivery.send_id if delivery else None, issue=row["issue"],
+        send_id=delivery.send_id if delivery else None, issue=row["issue"], at=row["at"],
         raw=json.dumps(item, ensure_ascii=False, default=str),
     )
+    return outcome.suppressed
 
 
 def ingest(engine: Engine, cfg, signer: Signer, items: list[dict]) -> IngestResult:
@@ -213,16 +210,14 @@ def ingest(engine: Engine, cfg, signer: Signer, items: list[dict]) -> IngestResu
         inserted = ev.insert_ignoring_duplicates(conn, db.events, [r for r, _, _ in rows], "provider_event_id")
         result.stored = len(inserted)
         result.duplicates = len(rows) - len(inserted)
-        to_suppress = []
         for row, item, delivery in rows:
-            reason = _suppression(row, item)
-            if not reason or not row["address"]:
-                continue
-            if reason == "hard_bounce":
-                to_suppress.append((row, item, delivery))
-            elif ev.suppress(conn, row["address"], reason, "webhook", row["provider_event_id"], at=row["at"]):
+            reason = SUPPRESSING.get(row["kind"])
+            if reason and row["address"] and ev.suppress(
+                    conn, row["address"], reason, "webhook", row["provider_event_id"], at=row["at"]):
                 result.suppressed.append(row["address"])
-    for row, item, delivery in to_suppress:  # after commit: the bounce policy opens its own transaction
-        _record_bounce(engine, cfg, row, item, delivery)
-        result.bounces += 1
+    for row, item, delivery in rows:  # after commit: the bounce policy opens its own transaction
+        if row["kind"] == "bounce" and row["address"]:
+            result.bounces += 1
+            if _record_bounce(engine, cfg, row, item, delivery):
+                result.bounced_out.append(row["address"])
     return result
