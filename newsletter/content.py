@@ -77,7 +77,7 @@ def asset_url(base_url: str, issue_id: str, filename: str) -> str:
 # check`` can list them all at once) and strict on top (``load_issue`` raises the first one).
 
 ISSUE_FILE = "issue.md"
-ISSUE_FIELDS = ("title", "subject", "preheader", "date", "number", "ad")
+ISSUE_FIELDS = ("title", "subject", "preheader", "date", "number", "ad", "send_at")  # send_at: read by send/schedule.py
 ARTICLE_FIELDS = ("title", "summary", "image", "image_alt", "author")
 OPTIONAL_FIELDS = {"preheader"}          # a missing preheader is a preflight warning, not an error
 BODY_IMAGE_MAX_WIDTH = 552               # 600 px container minus padding: width/height attributes of body images
