@@ -303,7 +303,6 @@ def check_issue(cfg: Config, info: IssueInfo) -> IssueInfo:
     if info.problem:
         return info
     issue, problems = content.read_issue(cfg, info.id)
-    problems = [p for p in problems if p.field != "send_at"]  # the schedule's field, whatever content says
     first = problems[0] if problems else None
     problem = f"{content.display_path(cfg, first.file)}: {first.field}: {first.message}" if first else None
     return dataclasses.replace(info, ad=issue.ad, problem=problem)
