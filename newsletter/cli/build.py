@@ -1,4 +1,8 @@
-"""``newsletter new``, ``build``, ``check``: content -> preflight -> build/<issue>/ (+ the web archive)."""
+"""``newsletter new``, ``build``, ``check``: content -> preflight -> build/<issue>/ (+ the web archive).
+
+The render stage (premailer, cssutils) is imported inside the commands: ``newsletter --help`` and the
+other stages' commands should not pay for it.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,11 @@ from typing import Optional
 
 import typer
 
-from ..check import Preflight, preflight, sent_size
 from ..content import display_path, list_issues, load_issue
-from ..render import write_built
 from .common import ConfigOption, JsonOption, config, console, err_console, print_json, summary_table
 
 
-def _print_findings(cfg, report: Preflight) -> None:
+def _print_findings(cfg, report) -> None:
     for f in report.findings:
         style = "red" if f.level == "error" else "yellow"
         err_console.print(f"[{style}]{f.level}[/]: {f.file}: [bold]{f.field}[/]: {f.message}", highlight=False)
@@ -44,6 +46,8 @@ def register(app: typer.Typer) -> None:
         config_path: str = ConfigOption,
     ) -> None:
         """Preflight an issue: front matter, images, links, size, opt-out, legal footer, ad label."""
+        from ..check import preflight
+
         cfg = config(config_path)
         with console.status("checking…") if not json_out else _nullcontext():
             report = preflight(cfg, issue)
@@ -63,6 +67,9 @@ def register(app: typer.Typer) -> None:
         config_path: str = ConfigOption,
     ) -> None:
         """Build build/<issue>/ (email.html, email.txt, email.eml per variant, manifest.json) and the site."""
+        from ..check import preflight, sent_size
+        from ..render import write_built
+
         cfg = config(config_path)
         started = time.perf_counter()
         with console.status("rendering and checking…") if not json_out else _nullcontext():
