@@ -225,6 +225,21 @@ def test_send_at_in_the_issue_replaces_its_month_slot(tmp_path, sqlite_url):
     assert chosen.slot.issue == "2027-02" and chosen.note == ""  # the content stage accepts send_at too
 
 
+def test_several_issues_with_send_at_come_in_time_order(tmp_path, sqlite_url):
+    cfg = write_project(tmp_path, {
+        "2027-03": {"send_at": "2027-03-04T09:00:00+09:00"},
+        "2027-02-special": {"send_at": "2027-02-20 11:00"},  # not a month: only send_at schedules it
+        "2027-02": {"send_at": "2027-02-03 10:30"},
+    })
+    plan = S.plan(cfg, now=seoul(2027, 1, 20), count=4)
+    assert states(plan)[1:] == [
+        ("2027-02-03 10:30", "2027-02", "upcoming"),
+        ("2027-02-20 11:00", "2027-02-special", "upcoming"),
+        ("2027-03-04 09:00", "2027-03", "upcoming"),
+        ("2027-04-06 10:00", None, "no issue yet"),
+    ]
+
+
 def test_send_at_without_a_time_is_reported_on_that_issue_only(tmp_path, sqlite_url):
     cfg = write_project(tmp_path, {"2026-11": {}, "2026-12": {"send_at": dt.date(2026, 12, 3)}})
     plan = S.plan(cfg, now=seoul(2026, 11, 3, 10, 5), count=2)

@@ -283,7 +283,8 @@ def _send_at(value: Any, tz: ZoneInfo) -> dt.datetime | None:
 def read_issues(cfg: Config) -> dict[str, IssueInfo]:
     """Every issue of ``content/`` with its ``send_at``: cheap (front matter only), for placing slots.
 
-    A bad ``send_at`` becomes the issue's ``problem`` so one draft does not stop the others' schedule.
+    Unreadable front matter or a bad ``send_at`` becomes the issue's ``problem``, so one draft in
+    progress does not stop the schedule of the others.
     """
     import frontmatter
 
@@ -293,7 +294,7 @@ def read_issues(cfg: Config) -> dict[str, IssueInfo]:
         path = content.content_root(cfg) / issue_id / content.ISSUE_FILE
         try:
             found[issue_id] = IssueInfo(issue_id, _send_at(frontmatter.load(path).metadata.get("send_at"), tz))
-        except Exception as exc:  # YAML errors are reported in full by check_issue below
+        except Exception as exc:  # YAML syntax (any of the parser's errors) or send_at
             found[issue_id] = IssueInfo(issue_id, problem=f"{content.display_path(cfg, path)}: {exc}")
     return found
 
@@ -313,10 +314,13 @@ def slots(cfg: Config, issues: dict[str, IssueInfo], start: dt.datetime) -> Iter
     tz = zone(cfg)
     overridden = {i.id for i in issues.values() if i.send_at}
     extra = sorted(
-        Slot(at=i.send_at, local=i.send_at.astimezone(tz), month=f"{i.send_at.astimezone(tz):%Y-%m}", issue=i.id)
-        for i in issues.values()
-        if i.send_at and i.send_at >= start
-    ) if overridden else []
+        (
+            Slot(at=i.send_at, local=i.send_at.astimezone(tz), month=f"{i.send_at.astimezone(tz):%Y-%m}", issue=i.id)
+            for i in issues.values()
+            if i.send_at and i.send_at >= start
+        ),
+        key=lambda s: s.at,
+    )
     rule_text = (cfg.schedule.rule or "").strip()
     ruled: Iterable[Slot] = ()
     if rule_text:
