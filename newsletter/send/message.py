@@ -7,15 +7,17 @@ then a handful of ``str.replace`` calls, and ``mime`` wraps the result in a stan
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 from email.headerregistry import Address
-from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime
+
+from email.utils import formataddr, format_datetime
 from pathlib import Path
 
 from ..config import Config
@@ -50,6 +52,7 @@ class Prepared:
     variants: dict[str, Variant]
     tier_variant: dict[str, str]
     links: dict[str, str] = field(default_factory=dict)  # original URL -> link token
+    composers: dict = field(default_factory=dict, repr=False)  # send id -> Composer
 
     def variant_for(self, tier: str) -> str:
         try:
@@ -167,24 +170,60 @@ def message_id(cfg: Config, issue: str, send_id: int, delivery_id: int) -> str:
     return f"<dangol.{issue}.{send_id}.{delivery_id}@{domain}>"
 
 
-def mime(cfg: Config, prep: Prepared, send_id: int, d: Delivery, values: dict[str, str], *, now=None) -> EmailMessage:
-    """multipart/alternative (text first, then HTML) with UTF-8 headers encoded for 7-bit transport."""
-    v = prep.variants[d.variant]
-    msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = prep.subject
-    msg["From"] = Address(cfg.sender.from_name, addr_spec=cfg.sender.from_email)
-    msg["To"] = Address(d.name.strip(), addr_spec=d.address)
-    if cfg.sender.reply_to:
-        msg["Reply-To"] = cfg.sender.reply_to
-    msg["Date"] = format_datetime(now or dt.datetime.now(dt.timezone.utc))
-    msg["Message-ID"] = message_id(cfg, prep.issue, send_id, d.id)
-    msg["List-Id"] = f"<{cfg.sender.list_id}>"
-    msg["List-Unsubscribe"] = list_unsubscribe(cfg, values["%%unsubscribe_url%%"])
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(fill(v.text, values, escape=False), subtype="plain", charset="utf-8")
-    msg.add_alternative(fill(v.html, values, escape=True), subtype="html", charset="utf-8")
-    return msg
+def _header(name: str, value: str) -> str:
+    """One header line folded by the email package, non-ASCII as RFC 2047 encoded words (7-bit)."""
+    return SMTP.header_factory(name, value).fold(policy=SMTP)
+
+
+class Composer:
+    """Per-recipient MIME bytes, fast: the headers that are the same for everyone are encoded once
+    per send by the ``email`` package; per recipient only To, Message-ID, Date and List-Unsubscribe
+    are formatted and the two filled bodies base64-encoded (7-bit safe, any line length)."""
+
+    def __init__(self, cfg: Config, prep: Prepared, send_id: int):
+        self.cfg, self.prep, self.send_id = cfg, prep, send_id
+        self.boundary = f"=_dangol_{secrets.token_hex(12)}"
+        s = cfg.sender
+        static = [
+            _header("Subject", prep.subject),
+            _header("From", str(Address(s.from_name, addr_spec=s.from_email))),
+        ]
+        if s.reply_to:
+            static.append(_header("Reply-To", s.reply_to))
+        static += [
+            _header("List-Id", f"<{s.list_id}>"),
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            "MIME-Version: 1.0\r\n",
+            f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n',
+        ]
+        self.static = "".join(static)
+
+    def _part(self, subtype: str, body: str) -> str:
+        encoded = base64.encodebytes(body.encode("utf-8")).decode("ascii").replace("\n", "\r\n")
+        return (f"--{self.boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
+                f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}")
+
+    def build(self, d: Delivery, values: dict[str, str], *, now=None) -> bytes:
+        v = self.prep.variants[d.variant]
+        name = d.name.strip()
+        to = formataddr((name, d.address), charset="utf-8") if name else d.address
+        head = (
+            f"To: {to}\r\n"
+            f"Date: {format_datetime(now or dt.datetime.now(dt.timezone.utc))}\r\n"
+            f"Message-ID: {message_id(self.cfg, self.prep.issue, self.send_id, d.id)}\r\n"
+            f"List-Unsubscribe: <{values['%%unsubscribe_url%%']}>,\r\n <mailto:{mailto(self.cfg)}?subject=unsubscribe>\r\n"
+        )
+        return (
+            self.static + head + "\r\n"
+            + self._part("plain", fill(v.text, values, escape=False))
+            + self._part("html", fill(v.html, values, escape=True))
+            + f"--{self.boundary}--\r\n"
+        ).encode("ascii")
 
 
 def render_bytes(cfg: Config, prep: Prepared, send_id: int, signer: Signer, d: Delivery) -> bytes:
-    return mime(cfg, prep, send_id, d, fields(cfg, signer, d)).as_bytes()
+    """One recipient's message, ready for the wire or the outbox."""
+    composer = prep.composers.get(send_id)
+    if composer is None:
+        composer = prep.composers[send_id] = Composer(cfg, prep, send_id)
+    return composer.build(d, fields(cfg, signer, d))

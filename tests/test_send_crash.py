@@ -1,0 +1,126 @@
+"""Kill -9 a running ``newsletter send`` halfway, run it again, and count on the server side:
+nobody twice, nobody missing. Also Ctrl-C: the request in flight finishes, the rest stays pending."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from _send_helpers import ISSUE, audience, write_build, write_config, write_subscribers
+from _sendgrid_server import API_KEY, Server as SendGrid
+from _smtp_server import Recorder, Server as Smtp
+from newsletter.db import deliveries, get_engine
+
+
+def start(root, backend: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "newsletter", "send", ISSUE, "--backend", backend, "--json"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"send ended before the kill: {proc.stderr.read()}")
+        if time.monotonic() > end:
+            raise AssertionError("the send did not get going")
+        time.sleep(0.002)
+
+
+def finish(root, backend: str) -> dict:
+    proc = start(root, backend)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    return json.loads(out)
+
+
+def states(db_url) -> collections.Counter:
+    with get_engine(db_url).connect() as conn:
+        return collections.Counter(conn.scalars(sa.select(deliveries.c.state)))
+
+
+def assert_exactly_once(received: collections.Counter, people) -> None:
+    expected = {p.email for p in people}
+    twice = {a: n for a, n in received.items() if n > 1}
+    missing = expected - set(received)
+    assert not twice, f"{len(twice)} recipients got the issue twice"
+    assert not missing, f"{len(missing)} recipients never got it"
+    assert set(received) == expected
+
+
+def test_sigkill_halfway_through_smtp(tmp_path, db_url):
+    people = audience(400)
+    rec = Recorder(delay=0.003)
+    with Smtp(rec) as srv:
+        write_build(tmp_path)
+        write_config(tmp_path, backend="smtp", concurrency=4, rate_per_second=0,
+                     smtp={"host": "127.0.0.1", "port": srv.port})
+        write_subscribers(tmp_path, people)
+        proc = start(tmp_path, "smtp")
+        wait_for(lambda: rec.count >= len(people) // 2, proc)
+        time.sleep(random.uniform(0, 0.05))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed_at = rec.count
+        assert killed_at < len(people), "the kill came too late to test anything"
+        after_kill = states(db_url)
+        result = finish(tmp_path, "smtp")
+    assert after_kill["pending"] > 0
+    assert_exactly_once(collections.Counter(rec.recipients()), people)
+    final = states(db_url)
+    assert final["sent"] + final["unknown"] == len(people) and final["pending"] == final["sending"] == 0
+    assert len(result["unknown"]) == final["unknown"] <= 4, "at most one message per connection was in flight"
+
+
+def test_sigkill_halfway_through_sendgrid(tmp_path, db_url, monkeypatch):
+    people = audience(5000)
+    with SendGrid() as sg:
+        sg.state.delay = 0.15
+        monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+        monkeypatch.setenv("SENDGRID_API_HOST", sg.url)
+        write_build(tmp_path)
+        write_config(tmp_path, backend="sendgrid", sendgrid={"timeout": 10})
+        write_subscribers(tmp_path, people)
+        proc = start(tmp_path, "sendgrid")
+        wait_for(lambda: sg.state.total >= 2000, proc)
+        time.sleep(random.uniform(0, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert sg.state.total < len(people), "the kill came too late to test anything"
+        result = finish(tmp_path, "sendgrid")
+    assert sg.state.invalid == []
+    assert_exactly_once(sg.state.accepted, people)
+    final = states(db_url)
+    assert final["sent"] + final["unknown"] == len(people) and final["pending"] == final["sending"] == 0
+    assert final["unknown"] in (0, 1000) and len(result["unknown"]) == final["unknown"], "at most the batch in flight"
+
+
+def test_ctrl_c_finishes_in_flight_and_leaves_the_rest_pending(tmp_path, sqlite_url):
+    people = audience(200)
+    rec = Recorder(delay=0.02)
+    with Smtp(rec) as srv:
+        write_build(tmp_path)
+        write_config(tmp_path, backend="smtp", concurrency=2, rate_per_second=0,
+                     smtp={"host": "127.0.0.1", "port": srv.port})
+        write_subscribers(tmp_path, people)
+        proc = start(tmp_path, "smtp")
+        wait_for(lambda: rec.count >= 20, proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        data = json.loads(out)
+        assert data["interrupted"] and not data["done"]
+        mid = states(sqlite_url)
+        assert mid["sending"] == mid["unknown"] == 0 and mid["pending"] > 0
+        assert mid["sent"] == rec.count, "every message the server took is marked sent"
+        finish(tmp_path, "smtp")
+    assert_exactly_once(collections.Counter(rec.recipients()), people)
