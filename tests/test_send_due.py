@@ -206,3 +206,15 @@ def test_send_due_reports_an_unbuilt_issue_and_goes_on(tmp_path, db_url):
     result = S.send_due(cfg, now=seoul(2026, 11, 3, 10, 5), engine=get_engine(db_url), progress=False)
     assert not result.ok and [o.state for o in result.outcomes] == ["failed"]
     assert "newsletter build 2026-11" in result.outcomes[0].message
+
+
+def test_a_send_that_paused_itself_is_reported_not_resumed(tmp_path, db_url):
+    """A rejection spike paused the send: send-due must not push on every five minutes; it says so and exits 1."""
+    cfg = send_project(tmp_path, people=5)
+    with get_engine(db_url).begin() as conn:
+        conn.execute(sends.insert().values(issue="2026-11", kind="real", backend="smtp", status="open",
+                                           note="paused: 7% of the last 100 recipients rejected"))
+    result = S.send_due(cfg, now=seoul(2026, 11, 3, 10, 5), engine=get_engine(db_url), progress=False)
+    assert not result.ok and [o.state for o in result.outcomes] == ["paused"]
+    assert "7% of the last 100" in result.outcomes[0].message and "newsletter send 2026-11" in result.outcomes[0].message
+    assert ledger(db_url) == (1, 0, 0)

@@ -18,6 +18,7 @@ STATE_STYLE = {
     "missed": "red",
     "error": "bold red",
     "cancelled": "magenta",
+    "paused": "bold magenta",
     "no issue yet": "dim",
 }
 

@@ -343,6 +343,7 @@ class SendRecord:
     done_id: int | None = None
     done_at: dt.datetime | None = None
     open_id: int | None = None
+    paused: str | None = None  # the open send paused itself (rejection spike): a person must look first
     cancelled: bool = False
 
 
@@ -352,7 +353,7 @@ def send_records(engine: Engine, issue_ids: Iterable[str]) -> dict[str, SendReco
         return {}
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(sends.c.id, sends.c.issue, sends.c.status, sends.c.finished_at)
+            sa.select(sends.c.id, sends.c.issue, sends.c.status, sends.c.finished_at, sends.c.note)
             .where(sends.c.kind == "real", sends.c.issue.in_(ids))
             .order_by(sends.c.id)
         ).all()
@@ -366,6 +367,7 @@ def send_records(engine: Engine, issue_ids: Iterable[str]) -> dict[str, SendReco
             rec["cancelled"] = True
         else:
             rec["open_id"] = row.id
+            rec["paused"] = row.note if (row.note or "").startswith("paused:") else None
     return {issue: SendRecord(**rec) for issue, rec in found.items()}
 
 
@@ -374,8 +376,9 @@ class Entry:
     """One slot with the issue it sends and its state.
 
     States: sent, due, upcoming, refused: quiet hours, missed (later than catch_up_hours: send by hand),
-    cancelled (a real send was cancelled: send-due leaves it alone), no issue yet, error (due, but the
-    issue has a problem; an upcoming one says 'not ready' in its note).
+    cancelled (a real send was cancelled: send-due leaves it alone), paused (the send paused itself:
+    send-due reports it and leaves it to a person), no issue yet, error (due, but the issue has a
+    problem; an upcoming one says 'not ready' in its note).
     """
 
     slot: Slot
@@ -412,10 +415,6 @@ class Plan:
     skip_holidays: bool
     entries: list[Entry] = field(default_factory=list)
 
-    @property
-    def due(self) -> list[Entry]:
-        return [e for e in self.entries if e.state == "due"]
-
     def as_json(self) -> dict:
         return {
             "now": self.now.isoformat(),
@@ -445,6 +444,9 @@ def _entry(slot: Slot, info: IssueInfo | None, rec: SendRecord, *, now, catch_up
         return Entry(**base, state="sent", note=f"send #{rec.done_id} finished{when}", send_id=rec.done_id)
     if rec.cancelled and rec.open_id is None:
         return Entry(**base, state="cancelled", note=f"a send was cancelled; send it by hand: newsletter send {info.id}")
+    if rec.paused:
+        note = f"send #{rec.open_id} {rec.paused}; fix the cause, then: newsletter send {info.id}"
+        return Entry(**base, state="paused", note=note, send_id=rec.open_id)
     if info.ad and quiet is not None and slot.local in quiet:
         return Entry(**base, state="refused: quiet hours", note=refusal(info.id, slot, quiet))
     if slot.at > now:
@@ -512,7 +514,7 @@ def parse_now(text: str | None, cfg: Config) -> dt.datetime | None:
 class DueOutcome:
     issue: str
     when: str  # the slot, local
-    state: str  # sent | incomplete (paused, interrupted, unknown rows) | refused | failed
+    state: str  # sent | incomplete (paused, interrupted, rows left) | paused (left to a person) | refused | failed
     message: str = ""
     result: Any = None  # the sender's SendResult
 
@@ -551,8 +553,9 @@ def _sender() -> Callable[..., Any]:
 
 def _run(cfg: Config, entry: Entry, *, backend, engine, progress) -> DueOutcome:
     when = fmt_local(entry.slot.local)
-    if entry.state != "due":  # refused or error: one clear line, nothing sent
-        return DueOutcome(entry.issue, when, "refused" if entry.state.startswith("refused") else "failed", entry.note)
+    if entry.state != "due":  # refused, paused or error: one clear line, nothing sent
+        state = {"refused: quiet hours": "refused", "paused": "paused"}.get(entry.state, "failed")
+        return DueOutcome(entry.issue, when, state, entry.note)
     try:
         result = _sender()(
             cfg, entry.issue, backend=backend, engine=engine, scheduled_for=entry.slot.at, progress=progress
@@ -587,7 +590,7 @@ def send_due(
             current = plan(cfg, now=now, count=1, engine=engine)
             acting = {}  # issue -> its first actionable slot in the window
             for e in current.entries:
-                if e.state in ("due", "error", "refused: quiet hours") and now - catch_up <= e.slot.at <= now:
+                if e.state in ("due", "error", "paused", "refused: quiet hours") and now - catch_up <= e.slot.at <= now:
                     acting.setdefault(e.issue, e)
             outcomes = [_run(cfg, e, backend=backend, engine=engine, progress=progress) for e in acting.values()]
             upcoming = [e for e in current.entries if e.slot.at > now]
