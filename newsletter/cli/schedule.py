@@ -27,8 +27,8 @@ NowOption = typer.Option(None, "--now", hidden=True, help="Evaluate at this ISO 
 
 def _entries_table(plan: stage.Plan) -> Table:
     table = Table(
-        title=f"schedule: {plan.rule or '(no rule)'} · {plan.timezone}"
-        f" · quiet hours {plan.quiet_hours or 'off'} · holidays {'skipped' if plan.skip_holidays else 'kept'}",
+        title=f"{plan.rule or '(no rule)'} ({plan.timezone}) · quiet hours {plan.quiet_hours or 'off'}"
+        f" · holidays {'skipped' if plan.skip_holidays else 'kept'}",
         title_justify="left",
     )
     zone_name = plan.entries[0].slot.local.tzname() if plan.entries else ""
@@ -91,12 +91,13 @@ def _print_due(result: stage.DueResult, cfg) -> None:
     """One line when nothing happened (cron logs stay short), a table when something was sent or refused."""
     stamp = stage.fmt_local(result.now.astimezone(stage.zone(cfg)))
     if not result.ran:
-        common.console.print(f"{stamp} send-due: another run holds the lock ({result.holder}); it does the work")
+        common.console.print(f"{stamp} send-due: another run holds the lock ({result.holder}); it does the work",
+                             soft_wrap=True, highlight=False)
         return
     nxt = result.next_slot
     following = f"next: {stage.fmt_local(nxt.slot.local)} {nxt.issue or 'no issue yet'}" if nxt else "no next slot"
     if not result.outcomes:
-        common.console.print(f"{stamp} send-due: nothing due; {following}", highlight=False)
+        common.console.print(f"{stamp} send-due: nothing due; {following}", soft_wrap=True, highlight=False)
         return
     table = Table(title=f"{stamp} send-due", title_justify="left")
     table.add_column("issue", no_wrap=True)

@@ -454,7 +454,7 @@ def _entry(slot: Slot, info: IssueInfo | None, rec: SendRecord, *, now, catch_up
         return Entry(**base, state="upcoming", note=note, send_id=rec.open_id)
     if now - slot.at > catch_up:
         hours = f"{catch_up.total_seconds() / 3600:g}"
-        note = f"more than {hours} h late, send-due leaves it; send it by hand: newsletter send {info.id}"
+        note = f"over {hours} h late: send by hand (newsletter send {info.id})"
         return Entry(**base, state="missed", note=note, send_id=rec.open_id)
     if info.problem:
         return Entry(**base, state="error", note=info.problem)
