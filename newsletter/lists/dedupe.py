@@ -42,7 +42,7 @@ class Record:
 
     row: Row  # the first row in file order
     tier: str
-    tags: list[str] = field(default_factory=list)
+    tags: tuple[str, ...] = ()
     name: str = ""
     company: str = ""
     owner: str = ""
@@ -59,16 +59,15 @@ def dedupe(rows: list[Row]) -> dict[str, Record]:
             continue
         rec = records.get(canonical)
         if rec is None:
-            records[canonical] = Record(row, row.tier, list(row.tags), row.name, row.company, row.owner, [row.index])
+            records[canonical] = Record(row, row.tier, row.tags, row.name, row.company, row.owner, [row.index])
             continue
         row.verdict = "duplicate_of"
         row.duplicate_of = rec.row.index
         rec.rows.append(row.index)
         if rank.get(row.tier, 0) > rank.get(rec.tier, 0):
             rec.tier = row.tier
-        for tag in row.tags:
-            if tag not in rec.tags:
-                rec.tags.append(tag)
+        if row.tags and row.tags != rec.tags:
+            rec.tags = rec.tags + tuple(tag for tag in row.tags if tag not in rec.tags)
         rec.name = rec.name or row.name
         rec.company = rec.company or row.company
         rec.owner = rec.owner or row.owner

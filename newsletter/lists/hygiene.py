@@ -7,6 +7,7 @@ and summary.json.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -69,35 +70,44 @@ def _split_tags(value: str) -> tuple[str, ...]:
 
 
 def build_rows(table: Table, warnings: list[str], progress=None) -> list[Row]:
-    """Subscriber rows with their address resolved; unreadable rows become invalid rows, never lost."""
+    """Subscriber rows with their address resolved; unreadable rows become invalid rows, never lost.
+
+    ``table`` is read lazily: rows are built as the CSV is parsed, tags parsed once per distinct value.
+    """
     ix = {n: table.col(n) for n in ("email", "name", "company", "tier", "tags", "owner")}
     e, n, c, t, g, o = (ix[k] for k in ("email", "name", "company", "tier", "tags", "owner"))
-    rows: list[Row | None] = [None] * table.count
+    rows: list[Row] = []
     unknown_tiers: Counter = Counter()
-    for count, (index, line, f) in enumerate(table.rows):
+    tag_cache: dict[str, tuple[str, ...]] = {}
+    for index, line, f in table.stream if table.stream is not None else ((i, ln, f) for i, ln, f in table.rows):
+        if isinstance(f, BadRow):
+            rows.append(_bad_row(f))
+            warnings.append(f"{table.path}:{f.line}: row {f.index} {f.detail}; listed in rejected.csv")
+            continue
         tier = f[t].strip().lower() if t is not None else ""
         if tier not in TIER_RANK:
             if tier:
                 unknown_tiers[tier] += 1
             tier = "regular"
+        tags = ()
+        if g is not None and f[g]:
+            tags = tag_cache.get(f[g])
+            if tags is None:
+                tags = tag_cache.setdefault(f[g], _split_tags(f[g]))
         raw = f[e]
         normalized, canonical, repaired_from, reason, detail = resolve(raw)
         row = Row(index, line, raw, f[n].strip() if n is not None else "", f[c].strip() if c is not None else "",
-                  tier, _split_tags(f[g]) if g is not None else (), f[o].strip() if o is not None else "",
-                  normalized, canonical, repaired_from)
+                  tier, tags, f[o].strip() if o is not None else "", normalized, canonical, repaired_from)
         if reason:
             row.verdict, row.invalid_reason, row.detail = "invalid", reason, detail
         elif repaired_from:
             row.verdict = "repaired"
-        rows[index] = row
-        if progress and count % 10_000 == 0:
-            progress(count)
-    for bad in table.bad:
-        rows[bad.index] = _bad_row(bad)
-        warnings.append(f"{table.path}:{bad.line}: row {bad.index} {bad.detail}; listed in rejected.csv")
+        rows.append(row)
+        if progress and index % 10_000 == 0:
+            progress(index)
     for tier, count in unknown_tiers.items():
         warnings.append(f"{table.path}: unknown tier {tier!r} on {count} row(s), treated as regular")
-    return rows  # type: ignore[return-value]
+    return rows
 
 
 def _bad_row(bad: BadRow) -> Row:
@@ -157,6 +167,17 @@ def load_holds(engine) -> dict[str, str]:
 def clean_lists(cfg: Config, *, subscribers=None, key_customers=None, suppressions=None, encoding=None,
                 engine=None, progress=True, check_mx: bool = False, resolver=None) -> HygieneResult:
     """The audience of a send plus an account of every row and every key customer (see docs/lists.md)."""
+    # Millions of small objects and no reference cycles: the cyclic GC would only rescan them again and again.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _clean(cfg, subscribers, key_customers, suppressions, encoding, engine, progress, check_mx, resolver)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _clean(cfg, subscribers, key_customers, suppressions, encoding, engine, progress, check_mx, resolver):
     from .. import db
 
     if engine is None:
@@ -167,9 +188,9 @@ def clean_lists(cfg: Config, *, subscribers=None, key_customers=None, suppressio
     supp_path = Path(suppressions) if suppressions else cfg.path(cfg.lists.suppressions)
     header_map = cfg.lists.header_map
 
-    table = read_table(sub_path, header_map=header_map, encoding=encoding)
+    table = read_table(sub_path, header_map=header_map, encoding=encoding, lazy=True)
     file = sub_path.name
-    with _progress(progress and table.count >= PROGRESS_FROM, table.count) as tick:
+    with _progress(progress and table.size_hint >= PROGRESS_FROM, table.size_hint) as tick:
         rows = build_rows(table, warnings, tick)
     if check_mx:
         from .mx import apply_mx_check

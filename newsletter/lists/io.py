@@ -14,7 +14,7 @@ import io
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from ..errors import UserError
 
@@ -47,6 +47,8 @@ class Table:
     bad: list[BadRow] = field(default_factory=list)
     encoding: str = "utf-8"
     ignored_columns: list[str] = field(default_factory=list)
+    stream: Iterator[tuple[int, int, list[str] | BadRow]] | None = None  # lazy reading only
+    size_hint: int = 0
 
     def col(self, name: str) -> int | None:
         return self.columns.index(name) if name in self.columns else None
@@ -131,20 +133,27 @@ def _decode(data: bytes, enc: str) -> tuple[str, dict[int, str]]:
 
 
 def read_table(path: str | Path, *, header_map: Mapping[str, str] | None = None, encoding: str | None = None,
-               required: tuple[str, ...] = ("email",)) -> Table:
-    """Read a CSV or .xlsx list into a ``Table``; raise ``UserError`` only when the file as a whole is unusable."""
+               required: tuple[str, ...] = ("email",), lazy: bool = False) -> Table:
+    """Read a CSV or .xlsx list into a ``Table``; raise ``UserError`` only when the file as a whole is unusable.
+
+    ``lazy``: rows are not collected but streamed from ``table.stream`` (a million rows need not sit in memory
+    twice); ``table.size_hint`` then estimates their number for a progress bar.
+    """
     path = Path(path)
     if not path.exists():
         raise UserError("file not found", where=str(path))
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         records, enc = _xlsx_records(path), "xlsx"
         broken: dict[int, str] = {}
+        size_hint = 0
     else:
         data = path.read_bytes()
         if not data.strip():
             raise UserError("the file is empty (no header row)", where=str(path))
         enc = encoding or detect_encoding(data, path)
         text, broken = _decode(data, enc)
+        size_hint = data.count(b"\n")
+        del data
         records = _csv_records(text)
     first = next(records, None)
     if first is None:
@@ -157,20 +166,33 @@ def read_table(path: str | Path, *, header_map: Mapping[str, str] | None = None,
     if missing:
         raise UserError(f"no {', '.join(missing)} column (headers: {', '.join(h for h in header if h)}); "
                         f"map yours in lists.header_map in config.yaml", where=f"{path}:{header_line}")
-    table = Table(path, columns, encoding=enc, ignored_columns=ignored)
-    width = len(columns)
-    email_col = columns.index("email") if "email" in columns else None
-    index = 0
-    for line, fields in records:
+    table = Table(path, columns, encoding=enc, ignored_columns=ignored, size_hint=size_hint)
+    stream = _classify(table, records, broken)
+    if lazy:
+        table.stream = stream
+    else:
+        table.rows = [(index, line, item) for index, line, item in stream if not isinstance(item, BadRow)]
+    return table
+
+
+def _classify(table: Table, records, broken: dict[int, str]):
+    """(index, line, fields) per data row, or (index, line, BadRow) for one that cannot be used (also kept in table.bad)."""
+    width, enc = len(table.columns), table.encoding
+    email_col = table.col("email")
+    for index, (line, fields) in enumerate(records):
+        if len(fields) == width:
+            yield index, line, fields
+            continue
         if fields == [UNREADABLE]:
-            table.bad.append(BadRow(index, line, "unreadable", f"cannot be decoded as {enc}: {broken.get(line, '')!r}"))
-        elif len(fields) == width or (len(fields) > width and not any(f.strip() for f in fields[width:])):
-            table.rows.append((index, line, fields[:width] if len(fields) > width else fields))
+            bad = BadRow(index, line, "unreadable", f"cannot be decoded as {enc}: {broken.get(line, '')!r}")
+        elif len(fields) > width and not any(f.strip() for f in fields[width:]):
+            yield index, line, fields[:width]
+            continue
         else:
             email = fields[email_col] if email_col is not None and email_col < len(fields) else ""
-            table.bad.append(BadRow(index, line, "columns", f"{len(fields)} columns, the header has {width}", email))
-        index += 1
-    return table
+            bad = BadRow(index, line, "columns", f"{len(fields)} columns, the header has {width}", email)
+        table.bad.append(bad)
+        yield index, line, bad
 
 
 def _csv_records(text: str):

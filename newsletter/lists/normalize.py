@@ -17,6 +17,8 @@ from functools import lru_cache
 
 import email_validator
 
+from .repair import decide
+
 # Values that CRM and Excel exports use for "no address"; compared case-insensitively after stripping.
 PLACEHOLDERS = frozenset(
     p.strip().casefold() for p in ("N/A", "n/a", "#N/A", "-", "--", "없음", "na", "none", "null", "nil", "미상", "x", "?")
@@ -124,23 +126,49 @@ def syntax_error(address: str) -> str | None:
     return None
 
 
+_FAST = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@([a-z0-9-]+(?:\.[a-z0-9-]+)+)\Z")
+
+
+@lru_cache(maxsize=200_000)
+def _domain_verdict(domain: str) -> tuple[str | None, str | None, str]:
+    """(repaired domain or None, invalid_reason or None, detail) — decided once per distinct domain."""
+    decision = decide(domain)
+    if decision is not None and decision.ambiguous:
+        return None, "ambiguous_typo", f"{domain} could be {' or '.join(decision.candidates)}"
+    to = decision.to if decision is not None else None
+    err = _domain_error(to or domain)
+    if err:
+        return None, "syntax", err
+    return to, None, ""
+
+
 def resolve(raw: str | None) -> tuple[str, str | None, str | None, str | None, str]:
     """One address cell through canonicalize ▸ check ▸ repair ▸ validate.
 
     Returns ``(normalized, canonical, repaired_from, invalid_reason, detail)``: ``normalized`` is the canonical
     form before repair (kept for invalid values too), ``canonical`` is None when the address is unusable.
+    Plain ASCII addresses take a fast path (one regex, one cached look-up per domain); the rest go step by step.
     """
-    from .repair import repair_address
-
+    if raw and raw.isascii():
+        value = raw.strip().lower()
+        m = _FAST.match(value)
+        if m and len(value) <= 254 and len(m.group(1)) <= 64:
+            to, reason, detail = _domain_verdict(m.group(2))
+            if reason:
+                return value, None, None, reason, detail
+            if to:
+                return value, f"{m.group(1)}@{to}", value, None, ""
+            return value, value, None, None, ""
     normalized = canonicalize(raw)
     reason = precheck(normalized, raw)
     if reason:
         return normalized, None, None, reason, ""
-    repaired, decision = repair_address(normalized)
-    if decision is not None and decision.ambiguous:
-        domain = decision.domain
-        return normalized, None, None, "ambiguous_typo", f"{domain} could be {' or '.join(decision.candidates)}"
-    err = syntax_error(repaired)
+    local, _, domain = normalized.rpartition("@")
+    to, reason, detail = _domain_verdict(domain)
+    if reason:
+        return normalized, None, None, reason, detail
+    address = f"{local}@{to}" if to else normalized
+    err = syntax_error(address)
     if err:
         return normalized, None, None, "syntax", err
-    return normalized, repaired, (normalized if repaired != normalized else None), None, ""
+    return normalized, address, (normalized if to else None), None, ""

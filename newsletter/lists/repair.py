@@ -93,12 +93,3 @@ def decide(domain: str) -> Repair | None:
     if len(near) == 1 and _safe(near[0][1], near[0][0]):
         return Repair(domain, to=near[0][0])
     return None
-
-
-def repair_address(address: str) -> tuple[str, Repair | None]:
-    """``(address after repair, decision)``; an ambiguous decision leaves the address unchanged."""
-    local, _, domain = address.rpartition("@")
-    decision = decide(domain)
-    if decision is not None and decision.to:
-        return f"{local}@{decision.to}", decision
-    return address, decision
