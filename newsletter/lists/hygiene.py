@@ -115,11 +115,12 @@ def _bad_row(bad: BadRow) -> Row:
                invalid_reason=bad.reason, detail=bad.detail)
 
 
-def load_suppressions(path: Path, engine, warnings: list[str], explicit: bool) -> dict[str, str]:
+def load_suppressions(path: Path, engine, warnings: list[str], explicit: bool,
+                      header_map: dict[str, str] | None = None) -> dict[str, str]:
     """canonical address -> reason, from suppressions.csv and the active rows of the suppressions table."""
     out: dict[str, str] = {}
     if path.exists():
-        table = read_table(path)
+        table = read_table(path, header_map=header_map)
         r, a = table.col("reason"), table.col("email")
         for _index, line, f in table.rows:
             reason = f[r].strip() if r is not None else "unsubscribed"
@@ -197,7 +198,8 @@ def _clean(cfg, subscribers, key_customers, suppressions, encoding, engine, prog
 
         apply_mx_check(rows, warnings, resolver)
     records = dedupe(rows)
-    suppressed = load_suppressions(supp_path, engine, warnings, explicit=suppressions is not None)
+    suppressed = load_suppressions(supp_path, engine, warnings, explicit=suppressions is not None,
+                                   header_map=header_map)
     held = load_holds(engine)
     for canonical, rec in records.items():
         if canonical in suppressed:
