@@ -156,6 +156,22 @@ def test_personalizing_is_plain_replacement(example):
     assert "김단골님께" in doc.text_content()
 
 
+def test_merge_template_equals_str_replace(example):
+    from newsletter.render import MergeTemplate
+
+    _cfg, _issue, built = example
+    html = built.for_tier("key").html
+    values = {"name": "김&lt;단골&gt;", "company": "단골상회", "unsubscribe_url": "https://t.example/u/u.AQ.x",
+              "open_url": "https://t.example/o/o.AQ.x.gif"}
+    by_replace = html
+    for key, value in values.items():
+        by_replace = by_replace.replace(f"%%{key}%%", value)
+    merged = MergeTemplate(html)
+    assert merged.fields == {"name", "unsubscribe_url", "open_url"}
+    assert merged.fill(values) == by_replace
+    assert MergeTemplate("a %%r%% b %%name%%").fill({"name": "x"}) == "a %%r%% b x"   # missing: left as written
+
+
 def test_one_variant_without_audience_and_ad_label(tmp_path):
     project = make_project(tmp_path, issue={"ad": True, "subject": "(광고) 겨울 블렌드 출시"})
     cfg = config(project)
