@@ -163,6 +163,14 @@ def test_unknown_tier_is_kept_as_regular_with_a_warning(env):
     assert any("unknown tier 'vip고객'" in w for w in result.warnings)
 
 
+def test_korean_tier_words_are_understood(env):
+    tmp, run = env
+    rows = [(f"u{i}@naver.com", "", "", tier, "", "", "") for i, tier in enumerate(("핵심", "단골", "일반", "잠재"))]
+    result = run(write(tmp / "s.csv", csv_bytes(rows)))
+    assert [r.tier for r in result.audience] == ["key", "loyal", "regular", "prospect"]
+    assert not result.warnings
+
+
 def test_key_row_not_on_the_roster_is_still_accounted_for(env):
     tmp, run = env
     rows = [*ROWS, ("N/A", "윤지호", "지호상사", "key", "", "", "rep-yoon")]

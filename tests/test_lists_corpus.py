@@ -170,3 +170,4 @@ def test_cli_terminal_shows_attention_grouped_by_owner(tmp_path):
     owners = [line.strip() for line in res.output.splitlines() if line.strip().startswith("rep-")]
     assert owners == ["rep-han", "rep-kim", "rep-oh", "rep-park", "rep-seo"]
     assert "audience" in res.output and "333" in res.output
+    assert "repaired row 21: yeonhyunh200@daum.met → yeonhyunh200@daum.net" in res.output

@@ -11,6 +11,7 @@ from rich.table import Table
 from .common import ConfigOption, JsonOption, config, console, err_console, print_json, summary_table
 
 MAX_WARNINGS = 20  # on the terminal; all of them are in rejected.csv / summary.json
+MAX_REPAIRS_SHOWN = 15  # on the terminal; all of them are in repairs.csv
 
 
 def _warn(lines: list[str]) -> None:
@@ -30,6 +31,11 @@ def _show_clean(result, paths: dict[str, Path]) -> None:
              ("key customers needing attention", len(result.attention))]
     console.print(f"{s['file']} ({s['encoding']})", highlight=False)
     summary_table("lists clean", rows)
+    repairs = result.repairs
+    for r in repairs[:MAX_REPAIRS_SHOWN]:
+        console.print(f"repaired row {r.index}: {r.repaired_from} → {r.canonical}", highlight=False)
+    if len(repairs) > MAX_REPAIRS_SHOWN:
+        console.print(f"… {len(repairs) - MAX_REPAIRS_SHOWN} more repairs in repairs.csv")
     if s["domain_holds"]:
         console.print(f"[yellow]domains on hold[/] (not mailed): {', '.join(s['domain_holds'])}")
     by_owner: dict[str, list] = {}

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 TIERS = ("key", "loyal", "regular", "prospect")  # highest first
 TIER_RANK = {t: len(TIERS) - i for i, t in enumerate(TIERS)}
+# Tier words Korean CRM exports use instead of the English names.
+TIER_ALIASES = {"핵심": "key", "주요": "key", "단골": "loyal", "우수": "loyal", "일반": "regular",
+                "잠재": "prospect", "가망": "prospect"}
 
 
 @dataclass(slots=True)

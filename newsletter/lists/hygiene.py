@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import UserError
-from .dedupe import TIER_RANK, Record, Row, dedupe
+from .dedupe import TIER_ALIASES, TIER_RANK, Record, Row, dedupe
 from .guard import Attention, Customer, attention_rows, read_roster, resolve_roster
 from .io import BadRow, Table, read_table, write_csv
 from .normalize import canonicalize, resolve
@@ -85,6 +85,8 @@ def build_rows(table: Table, warnings: list[str], progress=None) -> list[Row]:
             warnings.append(f"{table.path}:{f.line}: row {f.index} {f.detail}; listed in rejected.csv")
             continue
         tier = f[t].strip().lower() if t is not None else ""
+        if tier not in TIER_RANK:
+            tier = TIER_ALIASES.get(tier, tier)
         if tier not in TIER_RANK:
             if tier:
                 unknown_tiers[tier] += 1
