@@ -25,7 +25,7 @@ def env(db_url, tmp_path):
     cfg = make_config(tmp_path)
     write(tmp_path / "lists" / "key-customers.csv", csv_bytes(
         [("KC-1", "김대표", "가온상사", "Boss@Gaon-Trade.co.kr", "rep-kim")],
-        header=("customer_id", "name", "company", "email", "owner")))
+        header=("고객번호", "이름", "회사", "이메일", "담당자")))  # Korean headers, mapped by lists.header_map
     return cfg, db.get_engine(db_url)
 
 

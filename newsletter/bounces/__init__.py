@@ -18,10 +18,14 @@ def scan(paths) -> list[dict]:
     return out
 
 
-def ingest(engine, cfg, paths, *, send_id=None, issue=None) -> list[tuple[dict, RecordOutcome]]:
-    """Classify and record every message under ``paths``; the same message twice counts once."""
+def ingest(engine, cfg, paths, *, send_id=None, issue=None, progress=None) -> list[tuple[dict, RecordOutcome]]:
+    """Classify and record every message under ``paths``; the same message twice counts once.
+
+    ``progress``: called with the number of messages done so far (for a progress bar on a large mailbox)."""
     results = []
-    for message in iter_messages(paths):
+    for done, message in enumerate(iter_messages(paths), start=1):
+        if progress:
+            progress(done)
         for b in classify(message.raw):
             outcome = record(engine, cfg, address=b.recipient, kind=b.kind, status=b.status, diagnostic=b.diagnostic,
                              digest=message.digest, path=message.label, raw=message.raw, send_id=send_id,

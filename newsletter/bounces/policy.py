@@ -148,21 +148,26 @@ def _is_key(conn, cfg: Config, address: str) -> bool:
     latest = conn.execute(sa.select(d.c.key).where(d.c.address == address).order_by(d.c.id.desc()).limit(1)).first()
     if latest is not None and latest.key:
         return True
-    return address in _roster(cfg.path(cfg.lists.key_customers))
+    return address in _roster(cfg.path(cfg.lists.key_customers), cfg.lists.header_map)
 
 
-def _roster(path: Path) -> frozenset[str]:
+def _roster(path: Path, header_map: dict[str, str]) -> frozenset[str]:
     if not path.exists():
         return frozenset()
-    return _roster_cached(str(path), path.stat().st_mtime_ns)
+    return _roster_cached(str(path), path.stat().st_mtime_ns, tuple(sorted(header_map.items())))
 
 
 @lru_cache(maxsize=4)
-def _roster_cached(path: str, _mtime: int) -> frozenset[str]:
+def _roster_cached(path: str, _mtime: int, header_map: tuple[tuple[str, str], ...]) -> frozenset[str]:
+    """Canonical (and unrepaired) addresses of the CRM roster; an unreadable roster protects nobody by itself,
+    which is why ``lists clean`` reports it loudly."""
     from ..lists.io import read_table
     from ..lists.normalize import resolve
 
-    table = read_table(path)
+    try:
+        table = read_table(path, header_map=dict(header_map))
+    except UserError:
+        return frozenset()
     col = table.col("email")
     out = set()
     for _i, _line, fields in table.rows:

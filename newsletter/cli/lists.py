@@ -133,7 +133,16 @@ def register(app: typer.Typer) -> None:
         from ..bounces import ingest
 
         cfg = config(config_path)
-        results = ingest(db.get_engine(cfg), cfg, paths, send_id=send, issue=issue)
+        if as_json:
+            results = ingest(db.get_engine(cfg), cfg, paths, send_id=send, issue=issue)
+        else:
+            from rich.progress import Progress, SpinnerColumn, TextColumn
+
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err_console,
+                          transient=True) as bar:
+                task = bar.add_task("recording bounces", total=None)
+                results = ingest(db.get_engine(cfg), cfg, paths, send_id=send, issue=issue,
+                                 progress=lambda n: bar.update(task, description=f"recording bounces: {n} messages"))
         alerts = list(dict.fromkeys(o.alert for _r, o in results if o.alert))
         if as_json:
             print_json([{**r, "action": o.action, "suppressed": o.suppressed, "reason": o.reason, "detail": o.detail,
