@@ -97,3 +97,32 @@ class Server:
 
     def __exit__(self, *exc):
         self.controller.stop()
+
+
+if __name__ == "__main__":  # a standalone server for bench/bench_send.py: python tests/_smtp_server.py PORT
+    import json
+    import signal
+    import sys
+    import time
+
+    class Counter:
+        def __init__(self):
+            self.n = 0
+
+        async def handle_DATA(self, server, session, envelope):
+            self.n += 1
+            return "250 OK"
+
+    counter = Counter()
+    ctl = Controller(counter, hostname="127.0.0.1", port=int(sys.argv[1]), data_size_limit=10_000_000)
+    ctl.start()
+    print("ready", flush=True)
+
+    def stop(*_):
+        print(json.dumps({"messages": counter.n}), flush=True)
+        ctl.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        time.sleep(3600)

@@ -91,18 +91,49 @@ def create_send(
                 created_at=now, started_at=now, note=note,
             )
         ).inserted_primary_key[0]
+        # grouped by variant, so each batch of one variant is a contiguous id range (cheap UPDATEs)
+        ordered = sorted(rows, key=lambda r: r["variant"])
         payload = [
-            {
-                "send_id": send_id, "issue": issue, "address": r["address"], "name": r.get("name") or "",
-                "company": r.get("company") or "", "tier": r.get("tier") or "regular", "owner": r.get("owner") or "",
-                "key": bool(r.get("key")), "variant": r["variant"], "state": "pending", "attempts": 0,
-                "created_at": now, "updated_at": now,
-            }
-            for r in rows
+            (send_id, issue, r["address"], r.get("name") or "", r.get("company") or "", r.get("tier") or "regular",
+             r.get("owner") or "", bool(r.get("key")), r["variant"], "pending", 0, now, now)
+            for r in ordered
         ]
-        for chunk in _chunks(payload):
-            conn.execute(deliveries.insert(), list(chunk))
+        _bulk_insert(conn, _SNAPSHOT_COLS, payload)
     return send_id
+
+
+_SNAPSHOT_COLS = ("send_id", "issue", "address", "name", "company", "tier", "owner", "key", "variant", "state",
+                  "attempts", "created_at", "updated_at")
+_CONSTANT = {"send_id", "issue", "state", "attempts", "created_at", "updated_at"}
+
+
+def _bulk_insert(conn, cols: Sequence[str], payload: list[tuple]) -> None:
+    """executemany straight to the driver: 100,000 rows in a few seconds instead of tens.
+
+    Values go through each column type's own bind processor (SQLite stores datetimes as text), and
+    constant values are converted once, not per row."""
+    dialect = conn.dialect
+    procs = [deliveries.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    q = dialect.identifier_preparer
+    sql = (f"INSERT INTO {q.format_table(deliveries)} ({', '.join(q.quote(c) for c in cols)}) "
+           f"VALUES ({', '.join([mark] * len(cols))})")
+    if not payload:
+        return
+    # the same value in every row (send id, state, timestamps): converted once
+    const = {i: (p(payload[0][i]) if p else payload[0][i]) for i, p in enumerate(procs) if cols[i] in _CONSTANT}
+    varying = [(i, p) for i, p in enumerate(procs) if p is not None and i not in const]
+
+    def convert(row: tuple) -> tuple:
+        out = list(row)
+        for i, v in const.items():
+            out[i] = v
+        for i, p in varying:
+            out[i] = p(out[i])
+        return tuple(out)
+
+    for chunk in _chunks(payload):
+        conn.exec_driver_sql(sql, [convert(r) for r in chunk])
 
 
 def get_send(engine: Engine, send_id: int) -> SendRow:
@@ -220,8 +251,11 @@ class Ledger:
         values.setdefault("updated_at", utcnow())
         done = 0
         with self.engine.begin() as conn:
-            for chunk in _chunks(list(ids)):
-                stmt = deliveries.update().where(deliveries.c.send_id == self.send_id, deliveries.c.id.in_(chunk))
+            for chunk in _chunks(sorted(ids)):
+                lo, hi = chunk[0], chunk[-1]
+                # a batch is usually a contiguous id range: BETWEEN is far cheaper than IN (1000 ids)
+                match = deliveries.c.id.between(lo, hi) if hi - lo + 1 == len(chunk) else deliveries.c.id.in_(chunk)
+                stmt = deliveries.update().where(deliveries.c.send_id == self.send_id, match)
                 if where_state:
                     stmt = stmt.where(deliveries.c.state == where_state)
                 done += conn.execute(stmt.values(**values)).rowcount

@@ -304,6 +304,7 @@ def execute(
                         bar.advance(task, len(rows))
                     if job.stop.is_set() or job.paused:
                         break
+                be.flush(job)
         finally:
             be.close()
 

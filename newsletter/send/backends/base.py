@@ -47,6 +47,9 @@ class Backend:
         """Send one batch of rows of one variant; return how many were sent."""
         raise NotImplementedError
 
+    def flush(self, job: Job) -> None:
+        """Wait for whatever is still in flight and record its outcome (backends that pipeline)."""
+
     def went_out(self, job: Job, d: Delivery) -> bool | None:
         """For rows a dead process left ``sending``: True/False if this backend can tell, None if not."""
         return None

@@ -23,6 +23,7 @@ import os
 import random
 import time
 import urllib.error
+from concurrent.futures import ThreadPoolExecutor
 
 from python_http_client import exceptions as hx
 from sendgrid import SendGridAPIClient
@@ -90,6 +91,8 @@ class SendGridBackend(Backend):
         self.sg = client(cfg)
         self.opts = cfg.send.sendgrid
         self.bodies: dict[str, dict] = {}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sendgrid")
+        self.inflight = None
 
     # once per send ------------------------------------------------------------------------------
     def open(self, job: Job) -> None:
@@ -160,46 +163,66 @@ class SendGridBackend(Backend):
         body["personalizations"] = [self._personalization(job, d) for d in rows]
         return body
 
-    # one request --------------------------------------------------------------------------------
+    # requests: one in flight while the next body is built ----------------------------------------
     def send_batch(self, job: Job, rows: list[Delivery]) -> int:
-        body = self.body(job, rows)          # built before the claim: a crash here leaves rows pending
+        body = self.body(job, rows)          # built before the claim (a crash here leaves rows pending),
+        self.flush(job)                      # and while the previous request is still on the wire
+        if job.stop.is_set() or job.paused:
+            return 0
         ids = [d.id for d in rows]
+        job.ledger.sending(ids)
+        self.inflight = (ids, body, self.pool.submit(self._post, body))
+        return len(ids)
+
+    def _post(self, body: dict):
+        return self.sg.client.mail.send.post(request_body=body, timeout=self.opts.timeout)
+
+    def flush(self, job: Job) -> None:
+        """Wait for the request in flight and record its outcome (retrying as the rules say)."""
+        if self.inflight is None:
+            return
+        ids, body, future = self.inflight
+        self.inflight = None
         failures = 0
         while True:
-            job.ledger.sending(ids)
             try:
-                response = self.sg.client.mail.send.post(request_body=body, timeout=self.opts.timeout)
+                response = future.result()
             except hx.TooManyRequestsError as exc:
                 job.ledger.release(ids, "429 rate limited")
                 if self._sleep(job, min(_wait_for_429(exc), 600.0)):
-                    return 0
-                continue
+                    return
             except hx.HTTPError as exc:
-                if exc.status_code >= 500:
-                    job.ledger.release(ids, _provider_message(exc))
-                    failures += 1
-                    if self._backoff(job, failures, _provider_message(exc)):
-                        return 0
-                    continue
+                why = _provider_message(exc)
                 if exc.status_code in (401, 403):
-                    job.ledger.release(ids, _provider_message(exc))
-                    raise UserError(f"SendGrid refused the API key (SENDGRID_API_KEY): {_provider_message(exc)}") from None
-                job.ledger.failed(ids, _provider_message(exc))
-                return 0
+                    job.ledger.release(ids, why)
+                    raise UserError(f"SendGrid refused the API key (SENDGRID_API_KEY): {why}") from None
+                if exc.status_code < 500:
+                    job.ledger.failed(ids, why)
+                    return
+                job.ledger.release(ids, why)
+                failures += 1
+                if self._backoff(job, failures, why):
+                    return
             except urllib.error.URLError as exc:
                 # raised while connecting or writing the request: SendGrid did not get a whole body
-                job.ledger.release(ids, f"connection error: {exc.reason}")
+                why = f"connection error: {exc.reason}"
+                job.ledger.release(ids, why)
                 failures += 1
-                if self._backoff(job, failures, f"connection error: {exc.reason}"):
-                    return 0
-                continue
+                if self._backoff(job, failures, why):
+                    return
             except (TimeoutError, http.client.HTTPException, ConnectionError, OSError) as exc:
                 job.ledger.unknown(ids, f"no answer after the request was sent ({type(exc).__name__}: {exc})")
                 job.notes.append(f"{len(ids)} recipients: SendGrid did not answer after the request left; "
                                  "marked unknown, not resent (docs/sending.md)")
-                return 0
-            job.ledger.sent(ids, provider_id=(response.headers or {}).get("X-Message-Id"))
-            return len(ids)
+                return
+            else:
+                job.ledger.sent(ids, provider_id=(response.headers or {}).get("X-Message-Id"))
+                return
+            job.ledger.sending(ids)
+            future = self.pool.submit(self._post, body)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
 
     def _sleep(self, job: Job, seconds: float) -> bool:
         """Sleep unless Ctrl-C arrives first; True when the run should stop."""
