@@ -70,7 +70,7 @@ def test_batches_of_1000_with_per_recipient_substitutions(tmp_path, db_url, sg):
             (to,) = p["to"]
             row = rows[to["email"]]
             assert p["custom_args"]["issue"] == ISSUE
-            assert signer.read_recipient("r", p["custom_args"]["token"]) == row.id
+            assert signer.read_recipient("r", p["custom_args"]["r"]) == row.id
             assert signer.read_recipient("u", p["headers"]["List-Unsubscribe"].split("/u/")[1].split(">")[0]) == row.id
             t, h = substitute(text, p["substitutions"]), substitute(markup, p["substitutions"])
             assert "%%" not in t and "%%" not in h
@@ -164,3 +164,17 @@ def test_connection_refused_leaves_rows_pending(tmp_path, sqlite_url, monkeypatc
     monkeypatch.setenv("SENDGRID_API_HOST", f"http://127.0.0.1:{free_port()}")
     result = send(sg_project(tmp_path), audience(3))
     assert result.counts["pending"] == 3 and result.counts["unknown"] == 0 and not result.done
+
+
+def test_retry_unknown_is_the_operators_explicit_choice(tmp_path, db_url, sg):
+    cfg = sg_project(tmp_path, timeout=0.5)
+    sg.script.append(("hang", 1.0))
+    people = [p for p in audience(4) if p.tier in ("regular", "prospect")]
+    first = send(cfg, people)
+    assert first.counts["unknown"] == 2
+    time.sleep(0.8)
+    plan = plan_send(cfg, ISSUE, audience=people, attention=[], progress=False)
+    again = execute(cfg, plan, backend="sendgrid", progress=False, retry_unknown=True)
+    assert again.send_id == first.send_id and again.sent_now == 2 and again.counts["unknown"] == 0
+    assert any("put back to pending" in n for n in again.notes)
+    assert sg.total == 4, "the hung request had reached SendGrid: the explicit retry duplicates, as documented"

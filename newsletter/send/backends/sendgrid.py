@@ -154,7 +154,7 @@ class SendGridBackend(Backend):
         return {
             "to": [to],
             "substitutions": f,
-            "custom_args": {"issue": job.prep.issue, "send": str(job.send_id), "token": f["%%r%%"]},
+            "custom_args": {"issue": job.prep.issue, "send": str(job.send_id), "r": f["%%r%%"]},
             "headers": {"List-Unsubscribe": list_unsubscribe(self.cfg, f["%%unsubscribe_url%%"])},
         }
 
