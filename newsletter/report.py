@@ -22,6 +22,7 @@ import dataclasses
 import datetime as dt
 import html
 import json
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,12 +175,13 @@ def _scope(issues):
     return sa.and_(D.c.issue.in_(issues), D.c.send_id.in_(_real_send_ids(issues)))
 
 
-def _resolved_events(issues) -> sa.Subquery:
-    """Every event of these issues resolved to a delivery id, bounce-table rows folded in as events.
+def _resolved_events(issues, kinds: tuple[str, ...] | None = None) -> sa.Subquery:
+    """Every event of these issues (of these kinds) resolved to a delivery id, ``bounces`` rows as events.
 
     Events normally carry ``delivery_id``; webhook events without one are matched on (issue, address);
     rows of ``bounces`` are matched on (send, address), or (issue, address) when the send is unknown.
     """
+    of_kind = E.c.kind.in_(kinds) if kinds else sa.true()
     no_url = sa.cast(sa.null(), sa.Text)
     not_machine = sa.literal(False, sa.Boolean)
     b_kind = sa.case((B.c.kind == "complaint", "complaint"), else_="bounce")
@@ -187,22 +189,26 @@ def _resolved_events(issues) -> sa.Subquery:
     by_id = (
         sa.select(D.c.id.label("delivery_id"), E.c.kind, E.c.machine, E.c.at, E.c.url)
         .select_from(E.join(D, E.c.delivery_id == D.c.id))
-        .where(_scope(issues))
+        .where(_scope(issues), of_kind)
     )
     by_address = (
         sa.select(D.c.id, E.c.kind, E.c.machine, E.c.at, E.c.url)
         .select_from(E.join(D, sa.and_(E.c.issue == D.c.issue, E.c.address == D.c.address)))
-        .where(E.c.delivery_id.is_(None), _scope(issues))
+        .where(E.c.delivery_id.is_(None), _scope(issues), of_kind)
     )
+    if kinds and not {"bounce", "complaint"} & set(kinds):
+        return sa.union_all(by_id, by_address).subquery("ev")
+    # Driven from ``bounces`` (small) into the deliveries' unique indexes, never a scan of the deliveries.
+    real = _real_send_ids(issues)
     bounce_by_send = (
         sa.select(D.c.id, b_kind, not_machine, B.c.at, no_url)
         .select_from(B.join(D, sa.and_(B.c.send_id == D.c.send_id, B.c.address == D.c.address)))
-        .where(b_filter, _scope(issues))
+        .where(b_filter, B.c.send_id.in_(real))
     )
     bounce_by_issue = (
         sa.select(D.c.id, b_kind, not_machine, B.c.at, no_url)
         .select_from(B.join(D, sa.and_(B.c.issue == D.c.issue, B.c.address == D.c.address)))
-        .where(B.c.send_id.is_(None), b_filter, _scope(issues))
+        .where(B.c.send_id.is_(None), b_filter, B.c.issue.in_(issues), D.c.send_id.in_(real))
     )
     return sa.union_all(by_id, by_address, bounce_by_send, bounce_by_issue).subquery("ev")
 
@@ -215,14 +221,15 @@ def _count(cond) -> sa.ColumnElement:
     return sa.func.sum(sa.case((cond, 1), else_=0))
 
 
-def _per_delivery(ev, archive_prefix: str) -> sa.Subquery:
+def _per_delivery(ev, archive_prefix: str) -> sa.Select:
     """One row per delivery with its engagement flags: the unit every figure is counted in."""
     human = ev.c.machine == sa.false()
     click = sa.and_(ev.c.kind == "click", human)
+    read = sa.or_(sa.and_(ev.c.kind == "open", human), click)
     return (
         sa.select(
             ev.c.delivery_id,
-            _flag(sa.or_(sa.and_(ev.c.kind == "open", human), click)).label("opened"),
+            _flag(read).label("opened"),
             _flag(sa.and_(ev.c.kind == "open", ev.c.machine == sa.true())).label("machine_open"),
             _count(click).label("clicks"),
             _flag(click).label("clicked"),
@@ -235,10 +242,28 @@ def _per_delivery(ev, archive_prefix: str) -> sa.Subquery:
                     sa.and_(click, ev.c.url.startswith(archive_prefix, autoescape=True)),
                 )
             ).label("visits"),
+            sa.func.min(sa.case((read, ev.c.at), else_=sa.null())).label("first_read_at"),
         )
         .group_by(ev.c.delivery_id)
-        .subquery("per")
     )
+
+
+def _flags_table(conn, issues, archive_prefix: str) -> sa.Table:
+    """The per-delivery flags of these issues, computed once into a temporary table that every figure
+    (totals, tiers, companies, inactive key accounts) then joins on its primary key."""
+    flag_cols = ("opened", "machine_open", "clicks", "clicked", "unsubscribed", "complained", "bounced", "visits")
+    table = sa.Table(
+        f"report_flags_{uuid.uuid4().hex[:10]}",
+        sa.MetaData(),
+        sa.Column("delivery_id", sa.Integer, primary_key=True, autoincrement=False),
+        *(sa.Column(c, sa.Integer, nullable=False) for c in flag_cols),
+        sa.Column("first_read_at", sa.DateTime(timezone=True)),
+        prefixes=["TEMPORARY"],
+    )
+    table.create(conn)
+    select = _per_delivery(_resolved_events(issues), archive_prefix)
+    conn.execute(table.insert().from_select([c.name for c in table.columns], select))
+    return table
 
 
 def _z(col) -> sa.ColumnElement:
@@ -302,20 +327,24 @@ def build_report(
 
     base = cfg.site.base_url.rstrip("/") + "/"
     title, articles = _articles(cfg, issue, articles)
-    ev = _resolved_events([issue])
-    per = _per_delivery(ev, base)
     dialect = engine.dialect.name
     with engine.connect() as conn:
-        send_ids = list(conn.scalars(_real_send_ids([issue]).order_by(S.c.id)))
-        overall, tiers, variants = _figures(conn, issue, per)
-        opens_by_day, after = _opens_by_day(conn, ev, started, overall.delivered, days, dialect)
-        if articles is None:
-            articles = _articles_from_clicks(conn, ev, base, issue)
-        top, others = _clicks(conn, ev, base, issue, articles)
-        reps = _rep_visits(conn, issue)
-        _attach_rep_visits(top, reps)
-        inactive = _inactive_key_accounts(conn, window, base)
-        companies = _companies(conn, issue, per)
+        flags = _flags_table(conn, window, base)
+        try:
+            send_ids = list(conn.scalars(_real_send_ids([issue]).order_by(S.c.id)))
+            overall, tiers, variants = _figures(conn, issue, flags)
+            opens_by_day, after = _opens_by_day(conn, issue, flags, started, overall.delivered, days, dialect)
+            clicks = _resolved_events([issue], ("click",))
+            if articles is None:
+                articles = _articles_from_clicks(conn, clicks, base, issue)
+            top, others = _clicks(conn, clicks, base, issue, articles)
+            reps = _rep_visits(conn, issue)
+            _attach_rep_visits(top, reps)
+            inactive = _inactive_key_accounts(conn, order, window, flags)
+            companies = _companies(conn, issue, flags)
+        finally:
+            flags.drop(conn)
+            conn.commit()
     return IssueReport(
         issue=issue,
         title=title,
@@ -387,16 +416,20 @@ def _figures(conn, issue: str, per) -> tuple[Figures, dict[str, Figures], dict[s
     return overall, tiers, dict(sorted(variants.items()))
 
 
-def _opens_by_day(conn, ev, started, delivered: int, days: int, dialect: str):
-    """First human opens (unique readers) and machine opens per day since the send started."""
+def _opens_by_day(conn, issue: str, flags, started, delivered: int, days: int, dialect: str):
+    """First human opens (unique readers) and machine opens per day since the send started.
+
+    Grouped by the hour in SQL, folded into days here: a day is counted from the send's start."""
     if started is None:
         return [], 0
-    human = sa.and_(ev.c.machine == sa.false(), ev.c.kind.in_(("open", "click")))
-    first = (
-        sa.select(sa.func.min(ev.c.at).label("at")).where(human).group_by(ev.c.delivery_id).subquery("first_open")
-    )
-    hour = _hour_bucket(first.c.at, dialect)
-    firsts = conn.execute(sa.select(hour, sa.func.count()).group_by(hour)).all()
+    hour = _hour_bucket(flags.c.first_read_at, dialect)
+    firsts = conn.execute(
+        sa.select(hour, sa.func.count())
+        .select_from(flags.join(D, D.c.id == flags.c.delivery_id))
+        .where(_scope([issue]), flags.c.first_read_at.is_not(None))
+        .group_by(hour)
+    ).all()
+    ev = _resolved_events([issue], ("open",))
     mhour = _hour_bucket(ev.c.at, dialect)
     machine = conn.execute(
         sa.select(mhour, sa.func.count())
@@ -503,10 +536,8 @@ def _attach_rep_visits(top: list[ArticleClicks], reps: list[RepVisits]) -> None:
                 by_slug[slug].visits += n
 
 
-def _inactive_key_accounts(conn, window: list[str], base: str) -> dict[str, list[InactiveAccount]]:
+def _inactive_key_accounts(conn, order: list[str], window: list[str], per) -> dict[str, list[InactiveAccount]]:
     """Key accounts delivered at least one of the window's issues that opened none of them (human)."""
-    ev = _resolved_events(window)
-    per = _per_delivery(ev, base)
     received = sa.and_(D.c.state == "sent", _z(per.c.bounced) == 0)
     q = (
         sa.select(
@@ -525,24 +556,31 @@ def _inactive_key_accounts(conn, window: list[str], base: str) -> dict[str, list
         addr: InactiveAccount(addr, name or "", company or "", owner or "", int(n), None, None)
         for addr, name, company, owner, n in conn.execute(q)
     }
-    if accounts:
-        inactive = q.subquery("inactive")
-        read = sa.and_(E.c.machine == sa.false(), E.c.kind.in_(("open", "click")))
-        last = (
-            sa.select(D.c.address, D.c.issue, sa.func.max(E.c.at))
-            .select_from(E.join(D, E.c.delivery_id == D.c.id).join(inactive, inactive.c.address == D.c.address))
-            .where(read)
-            .group_by(D.c.address, D.c.issue)
-        )
-        for addr, issue, at in conn.execute(last):
-            acc = accounts[addr]
-            at = _utc(at).isoformat()
-            if acc.last_opened_at is None or at > acc.last_opened_at:
-                acc.last_opened_issue, acc.last_opened_at = issue, at
+    _last_reads(conn, accounts, order[: order.index(window[0])])
     grouped: dict[str, list[InactiveAccount]] = defaultdict(list)
     for acc in sorted(accounts.values(), key=lambda a: (-a.received, a.company, a.address)):
         grouped[acc.owner].append(acc)
     return dict(sorted(grouped.items(), key=lambda kv: (kv[0] == "", kv[0])))
+
+
+def _last_reads(conn, accounts: dict[str, InactiveAccount], earlier: list[str]) -> None:
+    """When each quiet account last read an issue (before the window, by construction)."""
+    if not earlier or not accounts:
+        return
+    read = sa.and_(E.c.machine == sa.false(), E.c.kind.in_(("open", "click")))
+    addresses = sorted(accounts)
+    for i in range(0, len(addresses), 500):  # (issue, address) IN lists ride the deliveries' index
+        q = (
+            sa.select(D.c.address, D.c.issue, sa.func.max(E.c.at))
+            .select_from(E.join(D, E.c.delivery_id == D.c.id))
+            .where(_scope(earlier), D.c.address.in_(addresses[i:i + 500]), read)
+            .group_by(D.c.address, D.c.issue)
+        )
+        for addr, issue, at in conn.execute(q):
+            acc = accounts[addr]
+            at = _utc(at).isoformat()
+            if acc.last_opened_at is None or at > acc.last_opened_at:
+                acc.last_opened_issue, acc.last_opened_at = issue, at
 
 
 def _companies(conn, issue: str, per) -> list[CompanyEngagement]:
