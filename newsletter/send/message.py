@@ -1,8 +1,8 @@
 """From the built issue to one message per recipient: prepare once per send, fill per recipient.
 
-``prepare`` reads ``build/<issue>/manifest.json`` (the render → send contract in docs/architecture.md)
+``prepare`` reads the build through ``newsletter.render.load_built`` (the render → send contract)
 and rewrites every tracked link once into ``<tracking>/c/%%r%%~<link-token>``; filling a recipient is
-then a handful of ``str.replace`` calls, and ``mime`` wraps the result in a standards-clean message.
+then one ``MergeTemplate.fill`` (a join) per part, and ``mime`` wraps the result in a standards-clean message.
 """
 
 from __future__ import annotations
@@ -10,18 +10,16 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import json
 import re
 import secrets
 from dataclasses import dataclass, field
-from email.headerregistry import Address
-from email.policy import SMTP
+from email.header import Header
 
 from email.utils import formataddr, format_datetime
-from pathlib import Path
 
 from ..config import Config
 from ..errors import UserError
+from ..render import MergeTemplate, load_built
 from ..track.tokens import Signer
 from .ledger import Delivery
 
@@ -37,9 +35,15 @@ _TRAILING = ".,;:!?"
 @dataclass
 class Variant:
     name: str
-    tiers: list[str]
+    tiers: tuple[str, ...]
     html: str   # links rewritten, %%placeholders%% kept
     text: str
+    html_merge: MergeTemplate = field(init=False, repr=False)
+    text_merge: MergeTemplate = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.html_merge = MergeTemplate(self.html)
+        self.text_merge = MergeTemplate(self.text)
 
 
 @dataclass
@@ -54,35 +58,6 @@ class Prepared:
     links: dict[str, str] = field(default_factory=dict)  # original URL -> link token
     composers: dict = field(default_factory=dict, repr=False)  # send id -> Composer
 
-    def variant_for(self, tier: str) -> str:
-        try:
-            return self.tier_variant[tier]
-        except KeyError:
-            raise UserError(f"the build has no variant for tier {tier!r}", where=f"build/{self.issue}/manifest.json") from None
-
-
-def load_manifest(cfg: Config, issue_id: str) -> tuple[dict, Path]:
-    """The built issue's manifest and folder, or a clear error telling the user to build first."""
-    folder = cfg.path(cfg.paths.build) / issue_id
-    path = folder / "manifest.json"
-    if not path.exists():
-        raise UserError(f"issue {issue_id} is not built yet (run: newsletter build {issue_id})", where=str(path))
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"not valid JSON ({exc.msg}, line {exc.lineno})", where=str(path)) from None
-    for key in ("subject", "variants", "tier_variant"):
-        if key not in manifest:
-            raise UserError(f"missing field {key!r}", where=str(path))
-    return manifest, folder
-
-
-def _read(folder: Path, rel: str, where: str) -> str:
-    path = folder / rel
-    if not path.exists():
-        raise UserError(f"file {rel!r} named by the manifest is missing", where=where)
-    return path.read_text(encoding="utf-8")
-
 
 def _tracked(url: str, tracking: str) -> bool:
     return "%%" not in url and not url.startswith(tracking + "/")
@@ -90,8 +65,7 @@ def _tracked(url: str, tracking: str) -> bool:
 
 def prepare(cfg: Config, issue_id: str, signer: Signer, *, test: bool = False) -> Prepared:
     """Read the build and rewrite its links once for this send (link tokens are per URL, not per recipient)."""
-    manifest, folder = load_manifest(cfg, issue_id)
-    where = str(folder / "manifest.json")
+    built = load_built(cfg, issue_id)
     tracking = cfg.tracking.base_url.rstrip("/")
     links: dict[str, str] = {}
 
@@ -112,46 +86,38 @@ def prepare(cfg: Config, issue_id: str, signer: Signer, *, test: bool = False) -
             url, tail = url[:-1], url[-1] + tail
         return (click(url) if _tracked(url, tracking) else url) + tail
 
-    variants = {}
-    for name, v in manifest["variants"].items():
-        variants[name] = Variant(
-            name=name,
-            tiers=list(v.get("tiers", [])),
-            html=_HREF.sub(rewrite_href, _read(folder, v["html"], where)),
-            text=_TEXT_URL.sub(rewrite_text, _read(folder, v["text"], where)),
-        )
-    for tier, name in manifest["tier_variant"].items():
+    variants = {
+        name: Variant(name, tuple(v.tiers), _HREF.sub(rewrite_href, v.html), _TEXT_URL.sub(rewrite_text, v.text))
+        for name, v in built.variants.items()
+    }
+    where = str(built.folder / "manifest.json")
+    for tier, name in built.tier_variant.items():
         if name not in variants:
             raise UserError(f"tier_variant.{tier} names an unknown variant {name!r}", where=where)
 
-    subject = manifest["subject"].strip()
-    ad = bool(manifest.get("ad"))
-    if ad and not subject.startswith(AD_PREFIX):
+    subject = built.subject.strip()
+    if built.ad and not subject.startswith(AD_PREFIX):
         subject = f"{AD_PREFIX} {subject}"
     if test:
         subject = TEST_PREFIX + subject
-    return Prepared(issue_id, subject, ad, variants, dict(manifest["tier_variant"]), links)
+    return Prepared(issue_id, subject, built.ad, variants, dict(built.tier_variant), links)
 
 
 def fields(cfg: Config, signer: Signer, d: Delivery) -> dict[str, str]:
-    """One recipient's merge fields; tokens sign the delivery id, never the address."""
+    """One recipient's merge fields (names as in ``%%name%%``); tokens sign the delivery id, never the address."""
     tracking = cfg.tracking.base_url.rstrip("/")
-    name = d.name.strip() or DEFAULT_NAME
     return {
-        "%%name%%": name,
-        "%%company%%": d.company,
-        "%%unsubscribe_url%%": f"{tracking}/u/{signer.recipient('u', d.id)}",
-        "%%open_url%%": f"{tracking}/o/{signer.recipient('o', d.id)}.gif",
-        "%%r%%": signer.recipient("r", d.id),
+        "name": d.name.strip() or DEFAULT_NAME,
+        "company": d.company,
+        "unsubscribe_url": f"{tracking}/u/{signer.recipient('u', d.id)}",
+        "open_url": f"{tracking}/o/{signer.recipient('o', d.id)}.gif",
+        "r": signer.recipient("r", d.id),
     }
 
 
-def fill(template: str, values: dict[str, str], *, escape: bool) -> str:
-    for key, value in values.items():
-        if key in ("%%name%%", "%%company%%") and escape:
-            value = html.escape(value)
-        template = template.replace(key, value)
-    return template
+def html_values(values: dict[str, str]) -> dict[str, str]:
+    """The same fields for the HTML part: name and company HTML-escaped."""
+    return {**values, "name": html.escape(values["name"]), "company": html.escape(values["company"])}
 
 
 def mailto(cfg: Config) -> str:
@@ -171,8 +137,11 @@ def message_id(cfg: Config, issue: str, send_id: int, delivery_id: int) -> str:
 
 
 def _header(name: str, value: str) -> str:
-    """One header line folded by the email package, non-ASCII as RFC 2047 encoded words (7-bit)."""
-    return SMTP.header_factory(name, value).fold(policy=SMTP)
+    """One header line, non-ASCII as RFC 2047 encoded words (7-bit), folded with the spaces kept
+    inside the encoded words (the policy folder can drop a space between two of them)."""
+    if value.isascii():
+        return f"{name}: {value}\r\n"
+    return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=chr(13) + chr(10))}\r\n"
 
 
 class Composer:
@@ -186,7 +155,7 @@ class Composer:
         s = cfg.sender
         static = [
             _header("Subject", prep.subject),
-            _header("From", str(Address(s.from_name, addr_spec=s.from_email))),
+            f"From: {formataddr((s.from_name, s.from_email), charset='utf-8')}\r\n",
         ]
         if s.reply_to:
             static.append(_header("Reply-To", s.reply_to))
@@ -211,12 +180,12 @@ class Composer:
             f"To: {to}\r\n"
             f"Date: {format_datetime(now or dt.datetime.now(dt.timezone.utc))}\r\n"
             f"Message-ID: {message_id(self.cfg, self.prep.issue, self.send_id, d.id)}\r\n"
-            f"List-Unsubscribe: <{values['%%unsubscribe_url%%']}>,\r\n <mailto:{mailto(self.cfg)}?subject=unsubscribe>\r\n"
+            f"List-Unsubscribe: <{values['unsubscribe_url']}>,\r\n <mailto:{mailto(self.cfg)}?subject=unsubscribe>\r\n"
         )
         return (
             self.static + head + "\r\n"
-            + self._part("plain", fill(v.text, values, escape=False))
-            + self._part("html", fill(v.html, values, escape=True))
+            + self._part("plain", v.text_merge.fill(values))
+            + self._part("html", v.html_merge.fill(html_values(values)))
             + f"--{self.boundary}--\r\n"
         ).encode("ascii")
 

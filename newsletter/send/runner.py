@@ -19,7 +19,8 @@ from ..errors import UserError
 from ..track.tokens import Signer
 from . import ledger as L
 from .backends.base import Job, get_backend
-from .message import load_manifest, prepare
+from ..render import PRIMARY, load_built
+from .message import prepare
 
 RESEND_TARGETS = ("non-openers",)
 
@@ -79,11 +80,10 @@ class SendResult:
 
 def _row(recipient, tier_variant: dict[str, str], issue: str) -> dict:
     tier = recipient.tier or "regular"
-    if tier not in tier_variant:
-        raise UserError(f"the build has no variant for tier {tier!r} ({recipient.email})", where=f"build/{issue}/manifest.json")
     return {
         "address": recipient.email, "name": recipient.name or "", "company": recipient.company or "",
-        "tier": tier, "owner": recipient.owner or "", "key": bool(recipient.key), "variant": tier_variant[tier],
+        "tier": tier, "owner": recipient.owner or "", "key": bool(recipient.key),
+        "variant": tier_variant.get(tier, PRIMARY),  # as render's BuiltIssue.for_tier: unknown tier -> primary
     }
 
 
@@ -145,8 +145,7 @@ def plan_send(
 ) -> Plan:
     """Decide who gets the issue in this run; runs list hygiene unless an audience is given."""
     engine = engine or get_engine(cfg)
-    manifest, _ = load_manifest(cfg, issue_id)
-    tier_variant = manifest["tier_variant"]
+    tier_variant = load_built(cfg, issue_id).tier_variant
 
     if test_address:
         address = test_address.strip().lower()

@@ -145,17 +145,17 @@ class SendGridBackend(Backend):
 
     def _personalization(self, job: Job, d: Delivery) -> dict:
         f = fields(self.cfg, job.signer, d)
-        name, company = f["%%name%%"], f["%%company%%"]
-        f["%%name_html%%"] = html.escape(name)
-        f["%%company_html%%"] = html.escape(company)
         to = {"email": d.address}
         if d.name.strip():
             to["name"] = d.name.strip()
+        subs = {f"%%{k}%%": v for k, v in f.items()}
+        subs["%%name_html%%"] = html.escape(f["name"])
+        subs["%%company_html%%"] = html.escape(f["company"])
         return {
             "to": [to],
-            "substitutions": f,
-            "custom_args": {"issue": job.prep.issue, "send": str(job.send_id), "r": f["%%r%%"]},
-            "headers": {"List-Unsubscribe": list_unsubscribe(self.cfg, f["%%unsubscribe_url%%"])},
+            "substitutions": subs,
+            "custom_args": {"issue": job.prep.issue, "send": str(job.send_id), "r": f["r"]},
+            "headers": {"List-Unsubscribe": list_unsubscribe(self.cfg, f["unsubscribe_url"])},
         }
 
     def body(self, job: Job, rows: list[Delivery]) -> dict:
