@@ -218,3 +218,28 @@ def test_a_send_that_paused_itself_is_reported_not_resumed(tmp_path, db_url):
     assert not result.ok and [o.state for o in result.outcomes] == ["paused"]
     assert "7% of the last 100" in result.outcomes[0].message and "newsletter send 2026-11" in result.outcomes[0].message
     assert ledger(db_url) == (1, 0, 0)
+
+
+def test_after_a_killed_run_the_next_one_takes_the_lock_and_resumes_the_send(tmp_path, db_url):
+    """A send-due killed mid-send leaves its lock row and an open send; once the lease ran out the next run
+    takes the lock over and the sender finishes the open send: everyone once, nobody twice."""
+    from newsletter.send import ledger as sender_ledger
+    from newsletter.send.runner import plan_send
+
+    cfg = send_project(tmp_path, people=12)
+    engine = get_engine(db_url)
+    snapshot = plan_send(cfg, "2026-11", engine=engine, progress=False)
+    open_id = sender_ledger.create_send(engine, issue="2026-11", kind="real", backend="outbox", rows=snapshot.rows)
+    killed = L.Lock(engine, S.LOCK_NAME, ttl=0.3, holder="killed-run")
+    assert killed.acquire()
+
+    blocked = S.send_due(cfg, now=seoul(2026, 11, 3, 10, 5), engine=engine, progress=False)
+    assert not blocked.ran and blocked.holder == "killed-run"
+    time.sleep(0.4)
+    entry = S.plan(cfg, now=seoul(2026, 11, 3, 10, 5), count=1, engine=engine).entries[0]
+    assert entry.state == "due" and entry.send_id == open_id
+    resumed = S.send_due(cfg, now=seoul(2026, 11, 3, 10, 5), engine=engine, progress=False)
+    assert resumed.ran and [o.state for o in resumed.outcomes] == ["sent"]
+    assert resumed.outcomes[0].result.send_id == open_id
+    assert len(list((tmp_path / "outbox" / "2026-11").glob("*.eml"))) == 12
+    assert ledger(db_url) == (1, 12, 12)

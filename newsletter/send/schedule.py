@@ -546,7 +546,7 @@ class DueResult:
 
 
 def _sender() -> Callable[..., Any]:
-    from .runner import send_issue  # imported late: the schedule is useful without the sending machinery loaded
+    from .runner import send_issue  # late, so the runner may use the schedule without an import cycle
 
     return send_issue
 
