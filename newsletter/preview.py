@@ -42,32 +42,41 @@ RELOAD_SCRIPT = """<script>/* newsletter preview: reload after a rebuild */
 
 @dataclass
 class RebuildResult:
-    """One rebuild: which issues' e-mails were built, how many site pages, how long it took."""
+    """One rebuild: which issues' e-mails were built, preflight warnings, site pages, how long it took."""
 
     emails: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     site_pages: int = 0
     seconds: float = 0.0
 
     def line(self) -> str:
         emails = ", ".join(self.emails) or "none"
-        return f"rebuilt in {self.seconds:.2f} s: e-mail {emails}; site {self.site_pages} pages"
+        line = f"rebuilt in {self.seconds:.2f} s: e-mail {emails}; site {self.site_pages} pages"
+        if self.warnings:
+            line += f"; {len(self.warnings)} warning(s), first: {self.warnings[0]}"
+        return line
 
 
 def rebuild(cfg, issue_ids: list[str] | None = None) -> RebuildResult:
-    """Build the e-mails of ``issue_ids`` (None: every issue) and the whole site, as ``newsletter build`` does.
-
-    Each issue is loaded strictly (the first content problem stops the rebuild with its file and field)."""
-    from .render import build_issue
+    """What ``newsletter build`` does, for the e-mails of ``issue_ids`` (None: every issue) and the whole
+    site: preflight, write ``build/<issue>/``, write ``build/site/``. A preflight error stops the rebuild
+    with that error (and how many more) as a UserError, like the build command."""
+    from .check import preflight
+    from .render import write_built
     from .site import build_site
 
     started = time.perf_counter()
     ids = list_issues(cfg)
-    issues = {issue_id: load_issue(cfg, issue_id) for issue_id in ids}
     result = RebuildResult()
-    for issue_id in ids if issue_ids is None else [i for i in issue_ids if i in issues]:
-        build_issue(cfg, issues[issue_id])
+    for issue_id in ids if issue_ids is None else [i for i in issue_ids if i in ids]:
+        report = preflight(cfg, issue_id)
+        if report.errors:
+            more = f" (and {len(report.errors) - 1} more: newsletter check {issue_id})" if len(report.errors) > 1 else ""
+            raise UserError(f"{report.errors[0].file}: {report.errors[0].field}: {report.errors[0].message}{more}")
+        write_built(cfg, report.rendered)
         result.emails.append(issue_id)
-    site = build_site(cfg, list(issues.values()), cfg.path(cfg.paths.build) / "site")
+        result.warnings += [str(w) for w in report.warnings]
+    site = build_site(cfg, [load_issue(cfg, issue_id) for issue_id in ids], cfg.path(cfg.paths.build) / "site")
     result.site_pages = len(site.urls) + len(site.unlisted)
     result.seconds = time.perf_counter() - started
     return result

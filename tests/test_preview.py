@@ -96,6 +96,13 @@ def test_a_bad_save_keeps_the_last_good_build_and_says_why_in_one_line(preview, 
     wait_for(lambda: preview.last_error is None and preview.lines[-1].startswith("rebuilt"))
 
 
+def test_a_preflight_error_stops_the_rebuild_as_build_would(preview, project):
+    edit(project / "content" / "2026-11" / "issue.md", "subject: 성수", "subject: [광고] 성수")
+    line = wait_for(lambda: next((l for l in preview.lines if l.startswith("rebuild failed")), None))
+    assert "content/2026-11/issue.md: subject:" in line and "[광고]" in line
+    assert "[광고]" not in get(preview, "/2026-11/email.html").text
+
+
 def test_a_template_change_rebuilds_everything(preview, project):
     version = preview.version
     css = project / "templates" / "site" / "style.css"
