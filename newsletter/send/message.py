@@ -103,16 +103,28 @@ def prepare(cfg: Config, issue_id: str, signer: Signer, *, test: bool = False) -
     return Prepared(issue_id, subject, built.ad, variants, dict(built.tier_variant), links)
 
 
+class Fields:
+    """One recipient's merge fields (names as in ``%%name%%``); tokens sign the delivery id, never
+    the address. Built once per send: the prefixes are computed once, not per recipient."""
+
+    def __init__(self, cfg: Config, signer: Signer):
+        tracking = cfg.tracking.base_url.rstrip("/")
+        self.u, self.o = f"{tracking}/u/", f"{tracking}/o/"
+        self.token = signer.recipient
+
+    def __call__(self, d: Delivery) -> dict[str, str]:
+        token = self.token
+        return {
+            "name": d.name.strip() or DEFAULT_NAME,
+            "company": d.company,
+            "unsubscribe_url": self.u + token("u", d.id),
+            "open_url": self.o + token("o", d.id) + ".gif",
+            "r": token("r", d.id),
+        }
+
+
 def fields(cfg: Config, signer: Signer, d: Delivery) -> dict[str, str]:
-    """One recipient's merge fields (names as in ``%%name%%``); tokens sign the delivery id, never the address."""
-    tracking = cfg.tracking.base_url.rstrip("/")
-    return {
-        "name": d.name.strip() or DEFAULT_NAME,
-        "company": d.company,
-        "unsubscribe_url": f"{tracking}/u/{signer.recipient('u', d.id)}",
-        "open_url": f"{tracking}/o/{signer.recipient('o', d.id)}.gif",
-        "r": signer.recipient("r", d.id),
-    }
+    return Fields(cfg, signer)(d)
 
 
 def html_values(values: dict[str, str]) -> dict[str, str]:
@@ -195,4 +207,5 @@ def render_bytes(cfg: Config, prep: Prepared, send_id: int, signer: Signer, d: D
     composer = prep.composers.get(send_id)
     if composer is None:
         composer = prep.composers[send_id] = Composer(cfg, prep, send_id)
-    return composer.build(d, fields(cfg, signer, d))
+        composer.fields = Fields(cfg, signer)
+    return composer.build(d, composer.fields(d))

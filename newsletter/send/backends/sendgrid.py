@@ -32,7 +32,7 @@ from ...config import secret
 from ...errors import UserError
 from .. import ledger as L
 from ..ledger import Delivery
-from ..message import fields, list_unsubscribe
+from ..message import Fields, list_unsubscribe
 from .base import Backend, Job
 
 MAX_PERSONALIZATIONS = 1000
@@ -105,6 +105,9 @@ class SendGridBackend(Backend):
         self.batch_id = None
         if self.send_at:
             self.batch_id = L.get_send(job.engine, job.send_id).batch_id or self._new_batch(job)
+        self.fields = Fields(self.cfg, job.signer)
+        self.send_arg = str(job.send_id)
+        self.mailto = list_unsubscribe(self.cfg, "")[2:]   # ", <mailto:…?subject=unsubscribe>"
         self.categories, dropped = categories(self.cfg, job.prep.issue)
         if dropped:
             job.notes.append(f"SendGrid categories left out (ASCII only, at most 10): {', '.join(dropped)}")
@@ -144,18 +147,20 @@ class SendGridBackend(Backend):
         return body
 
     def _personalization(self, job: Job, d: Delivery) -> dict:
-        f = fields(self.cfg, job.signer, d)
+        f = self.fields(d)
+        name, company, unsubscribe = f["name"], f["company"], f["unsubscribe_url"]
         to = {"email": d.address}
         if d.name.strip():
-            to["name"] = d.name.strip()
-        subs = {f"%%{k}%%": v for k, v in f.items()}
-        subs["%%name_html%%"] = html.escape(f["name"])
-        subs["%%company_html%%"] = html.escape(f["company"])
+            to["name"] = name
         return {
             "to": [to],
-            "substitutions": subs,
-            "custom_args": {"issue": job.prep.issue, "send": str(job.send_id), "r": f["r"]},
-            "headers": {"List-Unsubscribe": list_unsubscribe(self.cfg, f["unsubscribe_url"])},
+            "substitutions": {
+                "%%name%%": name, "%%company%%": company, "%%name_html%%": html.escape(name),
+                "%%company_html%%": html.escape(company), "%%unsubscribe_url%%": unsubscribe,
+                "%%open_url%%": f["open_url"], "%%r%%": f["r"],
+            },
+            "custom_args": {"issue": job.prep.issue, "send": self.send_arg, "r": f["r"]},
+            "headers": {"List-Unsubscribe": f"<{unsubscribe}>{self.mailto}"},
         }
 
     def body(self, job: Job, rows: list[Delivery]) -> dict:
