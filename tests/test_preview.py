@@ -97,7 +97,8 @@ def test_a_bad_save_keeps_the_last_good_build_and_says_why_in_one_line(preview, 
 
 
 def test_a_preflight_error_stops_the_rebuild_as_build_would(preview, project):
-    edit(project / "content" / "2026-11" / "issue.md", "subject: 성수", "subject: [광고] 성수")
+    edit(project / "content" / "2026-11" / "issue.md", "subject: 성수 새 로스터리 오픈과 겨울 신메뉴 레시피",
+         'subject: "[광고] 성수 새 로스터리 오픈과 겨울 신메뉴 레시피"')
     line = wait_for(lambda: next((l for l in preview.lines if l.startswith("rebuild failed")), None))
     assert "content/2026-11/issue.md: subject:" in line and "[광고]" in line
     assert "[광고]" not in get(preview, "/2026-11/email.html").text
