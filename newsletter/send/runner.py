@@ -251,6 +251,7 @@ def execute(
     result = SendResult(plan.issue, plan.kind, be.name, plan)
     if plan.nothing and not retry_unknown:
         result.notes.append(plan.nothing)
+        result.done = True  # nothing left to do for this issue
         return result
 
     lock = f"send:{plan.issue}:{plan.kind}"
@@ -260,6 +261,7 @@ def execute(
         prep = prepare(cfg, plan.issue, signer, test=plan.kind == "test")
         if plan.resume_id is not None:
             send_id = plan.resume_id
+            L.set_send(engine, send_id, note=None)  # a pause reason no longer holds once someone resumes
         elif plan.rows:
             send_id = L.create_send(engine, issue=plan.issue, kind=plan.kind, backend=be.name, rows=plan.rows,
                                     scheduled_for=scheduled_for)
