@@ -1,0 +1,164 @@
+"""Event recording: the machine-open classifier, idempotent unsubscribes, and no event lost to a locked database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+from _track_helpers import add_deliveries, client, count_events, events, live_server, make_config, suppressions
+from newsletter import db
+from newsletter.track import events as ev
+from newsletter.track.app import PIXEL
+from newsletter.track.tokens import Signer
+
+NOW = dt.datetime(2026, 11, 3, 1, 0, tzinfo=dt.timezone.utc)
+LONG_AGO = NOW - dt.timedelta(hours=3)
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
+
+
+@pytest.mark.parametrize("ua, ip, sent_at, expected", [
+    (IPHONE, "211.234.10.5", LONG_AGO, None),                                    # a reader on an iPhone
+    ("Mozilla/5.0", "211.234.10.5", LONG_AGO, "apple-mpp-user-agent"),          # MPP's bare user agent
+    (" Mozilla/5.0 ", "211.234.10.5", LONG_AGO, "apple-mpp-user-agent"),
+    (IPHONE, "17.253.4.1", LONG_AGO, "apple-proxy-address"),                    # Apple's 17.0.0.0/8
+    (IPHONE, "::ffff:17.1.1.1", LONG_AGO, "apple-proxy-address"),
+    (IPHONE, "18.0.0.1", LONG_AGO, None),
+    ("Mozilla/5.0 (compatible; YahooMailProxy)", "98.1.1.1", LONG_AGO, "prefetch-user-agent"),
+    ("Barracuda Sentinel (EE)", "64.1.1.1", LONG_AGO, "prefetch-user-agent"),
+    ("", "1.2.3.4", LONG_AGO, "no-user-agent"),
+    (IPHONE, "211.234.10.5", NOW - dt.timedelta(seconds=3), "right-after-delivery"),
+    (IPHONE, "211.234.10.5", NOW - dt.timedelta(minutes=5), None),
+    (IPHONE, "211.234.10.5", None, None),                                       # not sent yet: no timing rule
+    ("Mozilla/5.0 (via ggpht.com GoogleImageProxy)", "66.249.1.1", LONG_AGO, None),  # Gmail fetches on open
+    ("Mozilla/5.0 (via ggpht.com GoogleImageProxy)", "66.249.1.1", NOW - dt.timedelta(seconds=1), "right-after-delivery"),
+])
+def test_classify_open(ua, ip, sent_at, expected):
+    assert ev.classify_open(ua, ip, NOW, sent_at) == expected
+
+
+def test_classify_open_treats_naive_sent_at_as_utc():
+    naive = (NOW - dt.timedelta(seconds=2)).replace(tzinfo=None)  # as SQLite returns it
+    assert ev.classify_open(IPHONE, "1.2.3.4", NOW, naive) == "right-after-delivery"
+
+
+@pytest.mark.parametrize("ua, machine", [
+    ("facebookexternalhit/1.1; kakaotalk-scrap/1.0; +https://devtalk.kakao.com/", True),
+    ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", True),
+    ("Mozilla/5.0 (compatible; Yeti/1.1; +https://naver.me/spd)", True),
+    ("", True),
+    (IPHONE + " KAKAOTALK 10.4.5", False),  # KakaoTalk's in-app browser: a person tapped the link
+])
+def test_classify_visit(ua, machine):
+    assert (ev.classify_visit(ua) is not None) == machine
+
+
+def test_unsubscribe_and_suppress_are_idempotent(db_url):
+    engine = db.get_engine(db_url)
+    (a,) = add_deliveries(engine, ["kim@example.com"], issue="2026-11")
+    (b,) = add_deliveries(engine, ["kim@example.com"], issue="2026-12")
+    first = ev.record_unsubscribe(engine, a, "1.2.3.4", "UA")
+    again = ev.record_unsubscribe(engine, a)
+    other_issue = ev.record_unsubscribe(engine, b)
+    assert (first.new, again.new, other_issue.new) == (True, False, False)
+    assert ev.record_unsubscribe(engine, 424242) is None
+    assert [(s.address, s.reason, s.source) for s in suppressions(engine)] == [("kim@example.com", "unsubscribed", "tracking")]
+    assert count_events(engine, "unsubscribe") == 1
+
+
+def test_record_hits_skips_unknown_deliveries_and_fills_the_ledger_fields(db_url):
+    engine = db.get_engine(db_url)
+    (known,) = add_deliveries(engine, ["lee@example.co.kr"], issue="2026-10")
+    written = ev.record_hits(engine, [ev.open_hit(known, "1.2.3.4", IPHONE), ev.open_hit(999_999, "1.2.3.4", IPHONE),
+                                      ev.visit_hit("/2026-10/", "rep-kim", "2026-10", "1.2.3.4", IPHONE)])
+    assert written == 2
+    rows = events(engine)
+    assert [(r.kind, r.delivery_id, r.address, r.issue) for r in rows] == [
+        ("open", known, "lee@example.co.kr", "2026-10"), ("visit", None, None, "2026-10")]
+
+
+def test_insert_ignoring_duplicates(db_url):
+    engine = db.get_engine(db_url)
+    row = {"kind": "delivered", "provider_event_id": "sg-1", "at": NOW, "machine": False}
+    with engine.begin() as conn:
+        assert ev.insert_ignoring_duplicates(conn, db.events, [row, dict(row, provider_event_id="sg-2")],
+                                             "provider_event_id") == ["sg-1", "sg-2"]
+        assert ev.insert_ignoring_duplicates(conn, db.events, [row], "provider_event_id") == []
+    assert count_events(engine, "delivered") == 2
+
+
+# --- a briefly locked database -------------------------------------------------------------------
+
+
+@contextmanager
+def locked(db_url: str):
+    """Hold the database's write lock (SQLite) or the events and suppressions tables (PostgreSQL); yields a release()."""
+    if db_url.startswith("sqlite"):
+        conn = sqlite3.connect(db_url.split("///", 1)[1], isolation_level=None, check_same_thread=False)
+        conn.execute("BEGIN IMMEDIATE")
+        release = lambda: conn.execute("COMMIT")  # noqa: E731
+    else:
+        conn = sa.create_engine(db_url).connect()
+        conn.execute(sa.text("LOCK TABLE events, suppressions IN EXCLUSIVE MODE"))
+        release = conn.commit
+    try:
+        yield release
+    finally:
+        try:
+            release()
+        except Exception:  # noqa: BLE001 - already released
+            pass
+        conn.close()
+
+
+def impatient_engine(db_url: str):
+    """For SQLite, an engine that fails at once on a lock (no busy timeout), so the app's own retries are tested."""
+    if db_url.startswith("sqlite"):
+        return sa.create_engine(db_url, connect_args={"timeout": 0.01})
+    return db.get_engine(db_url)
+
+
+def test_a_locked_database_delays_events_but_loses_none(db_url, tmp_path):
+    cfg = make_config(tmp_path)
+    ids = add_deliveries(db.get_engine(db_url), ["kim@example.com", "lee@example.co.kr"])
+    signer = Signer.for_config(cfg)
+    engine = impatient_engine(db_url)
+    results = {}
+    with live_server(cfg, engine, hit_wait=0.2) as base, client(base) as http:
+        with locked(db_url) as release:
+            for _ in range(5):  # the pixel still answers at once; its open waits in the queue
+                r = http.get(f"/o/{signer.recipient('o', ids[0])}.gif", headers={"User-Agent": IPHONE})
+                assert (r.status_code, r.content) == (200, PIXEL)
+            unsubscribing = threading.Thread(target=lambda: results.update(
+                unsub=http.post(f"/u/{signer.recipient('u', ids[1])}", data={"List-Unsubscribe": "One-Click"})))
+            unsubscribing.start()
+            time.sleep(0.8)
+            assert count_events(db.get_engine(db_url), "open") == 0  # still locked out
+            assert unsubscribing.is_alive()  # the unsubscribe waits for the database, it does not fail
+            release()
+            unsubscribing.join(20)
+        assert results["unsub"].status_code == 200
+        deadline = time.monotonic() + 10
+        while count_events(db.get_engine(db_url), "open") < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    check = db.get_engine(db_url)
+    assert count_events(check, "open") == 5
+    assert [s.address for s in suppressions(check)] == ["lee@example.co.kr"]
+
+
+def test_stopping_while_locked_flushes_the_queue_once_the_lock_goes(db_url, tmp_path):
+    cfg = make_config(tmp_path)
+    ids = add_deliveries(db.get_engine(db_url), ["kim@example.com"])
+    signer = Signer.for_config(cfg)
+    with locked(db_url) as release:
+        with live_server(cfg, impatient_engine(db_url), hit_wait=0.05) as base, client(base) as http:
+            for i in range(20):
+                http.get(f"/c/{signer.recipient('r', ids[0])}~{signer.link(f'https://gaonfoods.example/{i}')}")
+            threading.Timer(1.0, release).start()
+        # leaving live_server waited for the shutdown, which waited for the lock and wrote the queue
+        assert count_events(db.get_engine(db_url), "click") == 20
