@@ -540,7 +540,10 @@ class DueResult:
             "ran": self.ran,
             "lock_holder": self.holder,
             "ok": self.ok,
-            "outcomes": [{**dataclasses.asdict(o), "result": result(o.result)} for o in self.outcomes],
+            "outcomes": [  # not dataclasses.asdict: it would deep-copy the sender's whole audience snapshot
+                {"issue": o.issue, "when": o.when, "state": o.state, "message": o.message, "result": result(o.result)}
+                for o in self.outcomes
+            ],
             "next": self.next_slot.as_json() if self.next_slot else None,
         }
 
