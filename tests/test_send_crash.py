@@ -1,5 +1,5 @@
 """Kill -9 a running ``newsletter send`` halfway, run it again, and count on the server side:
-nobody twice, nobody missing. Also Ctrl-C: the request in flight finishes, the rest stays pending."""
+nobody twice, nobody missing unreported. Also Ctrl-C: the request in flight finishes, the rest stays pending."""
 
 from __future__ import annotations
 
@@ -48,13 +48,24 @@ def states(db_url) -> collections.Counter:
         return collections.Counter(conn.scalars(sa.select(deliveries.c.state)))
 
 
-def assert_exactly_once(received: collections.Counter, people) -> None:
+def unknown_addresses(db_url) -> set[str]:
+    with get_engine(db_url).connect() as conn:
+        return set(conn.scalars(sa.select(deliveries.c.address).where(deliveries.c.state == "unknown")))
+
+
+def assert_once(received: collections.Counter, people, unknown: set[str] = frozenset()) -> None:
+    """Nobody twice; nobody missing — except, possibly, a recipient the ledger reports as `unknown`.
+
+    A kill between committing `sending` and the server taking the message (the commit's round trip
+    and the write of the final dot, or of the request) cannot be told apart from a kill just after it;
+    such a row is reported, never silently dropped and never resent blindly (docs/sending.md)."""
     expected = {p.email for p in people}
     twice = {a: n for a, n in received.items() if n > 1}
     missing = expected - set(received)
     assert not twice, f"{len(twice)} recipients got the issue twice"
-    assert not missing, f"{len(missing)} recipients never got it"
-    assert set(received) == expected
+    assert missing <= unknown, f"{len(missing - unknown)} recipients never got it and are not reported"
+    assert set(received) <= expected
+    print(f"after the kill: {len(unknown)} unknown, of which {len(missing)} never reached the server")
 
 
 def test_sigkill_halfway_through_smtp(tmp_path, db_url):
@@ -75,7 +86,7 @@ def test_sigkill_halfway_through_smtp(tmp_path, db_url):
         after_kill = states(db_url)
         result = finish(tmp_path, "smtp")
     assert after_kill["pending"] > 0
-    assert_exactly_once(collections.Counter(rec.recipients()), people)
+    assert_once(collections.Counter(rec.recipients()), people, unknown_addresses(db_url))
     final = states(db_url)
     assert final["sent"] + final["unknown"] == len(people) and final["pending"] == final["sending"] == 0
     assert len(result["unknown"]) == final["unknown"] <= 4, "at most one message per connection was in flight"
@@ -98,7 +109,7 @@ def test_sigkill_halfway_through_sendgrid(tmp_path, db_url, monkeypatch):
         assert sg.state.total < len(people), "the kill came too late to test anything"
         result = finish(tmp_path, "sendgrid")
     assert sg.state.invalid == []
-    assert_exactly_once(sg.state.accepted, people)
+    assert_once(sg.state.accepted, people, unknown_addresses(db_url))
     final = states(db_url)
     assert final["sent"] + final["unknown"] == len(people) and final["pending"] == final["sending"] == 0
     assert final["unknown"] <= 1000 and len(result["unknown"]) == final["unknown"], "at most the batch in flight"
@@ -123,4 +134,4 @@ def test_ctrl_c_finishes_in_flight_and_leaves_the_rest_pending(tmp_path, sqlite_
         assert mid["sending"] == mid["unknown"] == 0 and mid["pending"] > 0
         assert mid["sent"] == rec.count, "every message the server took is marked sent"
         finish(tmp_path, "smtp")
-    assert_exactly_once(collections.Counter(rec.recipients()), people)
+    assert_once(collections.Counter(rec.recipients()), people)
