@@ -180,11 +180,14 @@ def test_the_archive_is_served_and_ref_links_record_a_visit_without_cookies(env,
         assert r.status_code == 200 and "성수 로스터리" in r.text
         assert 'href="https://webzine.gaonfoods.example/2026-11/new-roastery/"' in r.text
         assert "set-cookie" not in r.headers
+        etag = r.headers["etag"]
         # a directory URL without its slash is redirected, keeping the ref
         r = http.get("/2026-11/new-roastery?ref=rep-kim")
         assert r.status_code in (301, 302, 307) and r.headers["location"].endswith("/2026-11/new-roastery/?ref=rep-kim")
         http.get("/2026-11/?ref=rep-park", headers={"User-Agent": CHROME})
         http.get("/2026-11/new-roastery/?ref=rep-kim", headers={"User-Agent": "facebookexternalhit/1.1 kakaotalk-scrap/1.0"})
+        r = http.get("/2026-11/new-roastery/?ref=rep-lee", headers={"User-Agent": CHROME, "If-None-Match": etag})
+        assert r.status_code == 304  # the browser had the page: still a visit
         for bad in ("<script>", "a b", "x" * 65, ""):
             assert http.get("/2026-11/new-roastery/", params={"ref": bad}).status_code == 200
         assert http.get("/feed.xml?ref=rep-kim").status_code == 200  # not a page: no visit
@@ -196,6 +199,7 @@ def test_the_archive_is_served_and_ref_links_record_a_visit_without_cookies(env,
         ("rep-kim", "2026-11", "/2026-11/new-roastery/", False),
         ("rep-park", "2026-11", "/2026-11/", False),
         ("rep-kim", "2026-11", "/2026-11/new-roastery/", True),  # KakaoTalk's link preview, not a customer
+        ("rep-lee", "2026-11", "/2026-11/new-roastery/", False),
     ]
 
 

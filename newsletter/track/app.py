@@ -222,10 +222,24 @@ async def healthz(request: Request) -> Response:
 # --- web archive -----------------------------------------------------------------------------------
 
 
+def _is_page(path: str, start: dict) -> bool:
+    """An HTML page served (200), or one the browser already has (304, which carries no Content-Type)."""
+    if start["status"] == 304:
+        return path.endswith(("/", ".html"))
+    headers = dict(start.get("headers", []))
+    return start["status"] == 200 and headers.get(b"content-type", b"").startswith(b"text/html")
+
+
+def _issue_of(path: str) -> str | None:
+    """/<issue>/ and /<issue>/<article>/ belong to an issue; /index.html does not."""
+    parts = [p for p in path.split("/") if p]
+    return parts[0] if parts and (path.endswith("/") or len(parts) > 1) else None
+
+
 class Archive:
     """The built web archive (``build/site/``); ``?ref=<rep>`` on a page records a visit for that rep.
 
-    The visit is written before the page is sent. Pages' canonical links never carry ``ref``.
+    The visit is written before the page is sent. No cookie; the pages' canonical links never carry ``ref``.
     """
 
     def __init__(self, directory: Path):
@@ -240,23 +254,17 @@ class Archive:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.directory.is_dir():  # not built yet: a plain 404, not StaticFiles' RuntimeError
             raise HTTPException(404, "Not Found")
-        ref = self._ref(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
+        ref = self._ref(scope) if scope["method"] == "GET" else None
         if ref is None:
             await self.files(scope, receive, send)
             return
         tracker: Tracker = scope["app"].state.tracker
-        request = Request(scope)
+        ip, ua = _client(Request(scope))
 
         async def send_recording(message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 200:
-                headers = dict(message.get("headers", []))
-                if headers.get(b"content-type", b"").startswith(b"text/html"):
-                    path = scope["path"]
-                    parts = [p for p in path.split("/") if p]
-                    # /<issue>/ and /<issue>/<article>/ pages belong to an issue; /index.html does not
-                    issue = parts[0] if parts and (path.endswith("/") or len(parts) > 1) else None
-                    ip, ua = _client(request)
-                    await tracker.writer.record(ev.visit_hit(path, ref, issue, ip, ua))
+            if message["type"] == "http.response.start" and _is_page(scope["path"], message):
+                path = scope["path"]
+                await tracker.writer.record(ev.visit_hit(path, ref, _issue_of(path), ip, ua))
             await send(message)
 
         await self.files(scope, receive, send_recording)
