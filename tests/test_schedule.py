@@ -284,3 +284,9 @@ def test_schedule_with_a_bad_rule_says_so_in_one_line(tmp_path, sqlite_url):
     out = cli(tmp_path, "schedule")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.count("\n") == 1 and "schedule.rule" in out.stderr and "config.yaml" in out.stderr
+
+
+def test_without_a_rule_only_send_at_issues_are_scheduled(tmp_path, sqlite_url):
+    cfg = write_project(tmp_path, {"2026-12": {}, "2027-01": {"send_at": "2027-01-07 10:00"}}, rule=None)
+    plan = S.plan(cfg, now=seoul(2026, 11, 20), count=5)
+    assert states(plan) == [("2027-01-07 10:00", "2027-01", "upcoming")]
