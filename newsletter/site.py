@@ -129,11 +129,13 @@ def _environment(cfg) -> jinja2.Environment:
     return env
 
 
-def _relative_body(html: str, base_url: str, root: str) -> str:
-    """Body HTML carries absolute site URLs (the loader makes them so for the email); on a page they
-    become relative, so links and images also work in the preview and from disk."""
+def _page_body(html: str, base_url: str, root: str) -> str:
+    """Body HTML as a page shows it. The loader makes site URLs absolute (for the e-mail); on a page they
+    become relative, so links and images also work in the preview and from disk. Tables get a
+    scrolling wrapper: a wide price table scrolls by itself instead of the whole page on a phone."""
     base = re.escape(base_url.rstrip("/"))
-    return re.sub(rf'(\s(?:href|src)=")({base})/', lambda m: f"{m.group(1)}{root}", html)
+    html = re.sub(rf'(\s(?:href|src)=")({base})/', lambda m: f"{m.group(1)}{root}", html)
+    return html.replace("<table>", '<div class="table-wrap"><table>').replace("</table>", "</table></div>")
 
 
 def _pages(cfg, issues: list[Issue]) -> list[_Page]:
@@ -195,7 +197,7 @@ def _render_page(env: jinja2.Environment, cfg, page: _Page) -> str:
         "card_image": card_image,
         "og_locale": _DEFAULT_OG_LOCALE.get(cfg.site.language, cfg.site.language),
         "published": _published(cfg, issue.date).isoformat() if issue else None,
-        "body": lambda html: Markup(_relative_body(html, base, page.root)),
+        "body": lambda html: Markup(_page_body(html, base, page.root)),
     }
     try:
         return env.get_template(page.template).render(**context)
@@ -287,7 +289,7 @@ def _copy_assets(issue: Issue, dest: Path) -> int:
     """Every non-Markdown file beside the issue's Markdown (article and body images, attachments)."""
     count = 0
     for src in sorted(issue.folder.iterdir()):
-        if src.is_file() and src.suffix.lower() != ".md" and not src.name.startswith(".") and src.suffix != ".py":
+        if src.is_file() and src.suffix.lower() != ".md" and not src.name.startswith("."):
             shutil.copy2(src, dest / src.name)
             count += 1
     return count
