@@ -95,8 +95,8 @@ class _Page:
     title: str
     description: str
     og_type: str
-    image: Article | None       # whose image is the card image
-    image_issue: Issue | None
+    card: Article | None        # whose image the preview card shows
+    card_issue: Issue | None
     context: dict
     listed: bool = True         # False: a restricted article's page (noindex, not in the sitemap)
 
@@ -145,7 +145,7 @@ def _pages(cfg, issues: list[Issue]) -> list[_Page]:
     pages.append(_Page(
         path=Path("index.html"), template="index.html", url=base.rstrip("/") + "/",
         title=cfg.site.title, description=cfg.site.description or cfg.site.title, og_type="website",
-        image=cover[1], image_issue=cover[0],
+        card=cover[1], card_issue=cover[0],
         context={"issues": [{"issue": i, "articles": public_articles(i)} for i in issues]},
     ))
     for pos, issue in enumerate(issues):
@@ -156,7 +156,7 @@ def _pages(cfg, issues: list[Issue]) -> list[_Page]:
         pages.append(_Page(
             path=Path(issue.id) / "index.html", template="issue.html", url=issue_url(base, issue.id),
             title=issue.title, description=issue.preheader or _summary_line(articles) or issue.title,
-            og_type="article", image=first, image_issue=issue,
+            og_type="article", card=first, card_issue=issue,
             context={"issue": issue, "articles": articles, "newer": newer, "older": older},
         ))
         for article in issue.articles:
@@ -164,7 +164,7 @@ def _pages(cfg, issues: list[Issue]) -> list[_Page]:
                 path=Path(issue.id) / article.slug / "index.html", template="article.html",
                 url=article_url(base, issue.id, article.slug),
                 title=article.title, description=article.summary, og_type="article",
-                image=article if article.image else None, image_issue=issue,
+                card=article if article.image else None, card_issue=issue,
                 context={"issue": issue, "article": article,
                          "others": [a for a in articles if a is not article]},
                 listed=is_public(article),
@@ -179,12 +179,12 @@ def _summary_line(articles: list[Article]) -> str:
 def _render_page(env: jinja2.Environment, cfg, page: _Page) -> str:
     base = cfg.site.base_url
     card_image = None
-    if page.image is not None and page.image_issue is not None:
+    if page.card is not None and page.card_issue is not None:
         card_image = {
-            "url": asset_url(base, page.image_issue.id, page.image.image),
-            "alt": page.image.image_alt,
-            "width": page.image.image_width,
-            "height": page.image.image_height,
+            "url": asset_url(base, page.card_issue.id, page.card.image),
+            "alt": page.card.image_alt,
+            "width": page.card.image_width,
+            "height": page.card.image_height,
         }
     issue = page.context.get("issue")
     context = {
