@@ -35,7 +35,7 @@ for _stage in STAGES:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a typer.Exit instead of raising it
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -54,6 +54,8 @@ def main() -> None:
             print("aborted", file=sys.stderr)
             sys.exit(1)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
