@@ -58,9 +58,10 @@ class RebuildResult:
 
 
 def rebuild(cfg, issue_ids: list[str] | None = None) -> RebuildResult:
-    """What ``newsletter build`` does, for the e-mails of ``issue_ids`` (None: every issue) and the whole
-    site: preflight, write ``build/<issue>/``, write ``build/site/``. A preflight error stops the rebuild
-    with that error (and how many more) as a UserError, like the build command."""
+    """What ``newsletter build`` does, for the e-mails of ``issue_ids`` (None: the newest issue, the one
+    being written; older e-mails are rebuilt when their files change) and the whole site: preflight,
+    write ``build/<issue>/``, write ``build/site/``. A preflight error stops the rebuild with that error
+    (and how many more) as a UserError, like the build command."""
     from .check import preflight
     from .render import write_built
     from .site import build_site
@@ -68,7 +69,7 @@ def rebuild(cfg, issue_ids: list[str] | None = None) -> RebuildResult:
     started = time.perf_counter()
     ids = list_issues(cfg)
     result = RebuildResult()
-    for issue_id in ids if issue_ids is None else [i for i in issue_ids if i in ids]:
+    for issue_id in ids[-1:] if issue_ids is None else [i for i in issue_ids if i in ids]:
         report = preflight(cfg, issue_id)
         if report.errors:
             more = f" (and {len(report.errors) - 1} more: newsletter check {issue_id})" if len(report.errors) > 1 else ""
@@ -105,7 +106,7 @@ def snapshot(cfg) -> Snapshot:
 
 
 def changed_issues(cfg, before: Snapshot, after: Snapshot) -> list[str] | None:
-    """Issue ids whose folders changed; None when something shared (config, templates) changed."""
+    """Issue ids whose folders changed; None (the newest issue) when something shared changed: config, templates."""
     content = cfg.path(cfg.paths.content).resolve()
     ids: set[str] = set()
     for path in set(before) ^ set(after) | {p for p in before.keys() & after.keys() if before[p] != after[p]}:

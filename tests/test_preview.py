@@ -50,7 +50,7 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def test_serves_the_site_and_the_emails(preview):
     assert preview.lines[0] == f"serving {preview.build_dir} at {preview.url} (web archive: {preview.url}site/)"
-    assert preview.lines[1].startswith("rebuilt in")
+    assert preview.lines[1].startswith("rebuilt in") and "e-mail 2026-11;" in preview.lines[1]
     page = get(preview, "/site/2026-11/seongsu-roastery/")
     assert page.status_code == 200 and "성수동에 새 로스터리를 열었습니다" in page.text
     assert page.headers["cache-control"] == "no-store"
@@ -59,6 +59,7 @@ def test_serves_the_site_and_the_emails(preview):
     landing = get(preview, "/")
     assert 'href="/site/"' in landing.text and 'href="/2026-11/email.html"' in landing.text
     assert 'href="/2026-11/key-loyal/email.html"' in landing.text
+    assert get(preview, "/site/2026-10/").status_code == 200
 
 
 def test_email_is_shown_with_sample_values_and_local_images(preview):
@@ -104,13 +105,13 @@ def test_a_preflight_error_stops_the_rebuild_as_build_would(preview, project):
     assert "[광고]" not in get(preview, "/2026-11/email.html").text
 
 
-def test_a_template_change_rebuilds_everything(preview, project):
+def test_a_template_change_rebuilds_the_newest_email_and_the_site(preview, project):
     version = preview.version
     css = project / "templates" / "site" / "style.css"
     css.write_text(css.read_text(encoding="utf-8") + "\n.preview-test { color: red; }\n", encoding="utf-8")
     wait_for(lambda: preview.version > version)
     assert ".preview-test" in get(preview, "/site/style.css").text
-    assert "e-mail 2026-10, 2026-11;" in preview.lines[-1]
+    assert "e-mail 2026-11;" in preview.lines[-1]
 
 
 def test_files_outside_build_are_not_served(preview):
