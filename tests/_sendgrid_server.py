@@ -86,6 +86,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(201, json.loads(raw))
         if self.path != "/v3/mail/send":
             return self._reply(404, {"errors": [{"message": "not found"}]})
+        if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
+            return self._reply(415, {"errors": [{"message": "Content-Type should be application/json"}]})
         with st.lock:
             st.requests += 1
             nth = st.requests

@@ -308,6 +308,7 @@ def execute(
                 be.flush(job)
         finally:
             be.close()
+            job.ledger.close()
 
         result.counts = L.counts(engine, send_id)
         result.sent_now = result.counts["sent"] - before
