@@ -5,6 +5,7 @@ shows it at 600 px wide, so it stays sharp on high-density screens), saved as an
 under 60 KB. Shapes are drawn at twice the size and scaled down for smooth edges.
 
     python content/make_images.py          # (re)writes the JPEGs beside the Markdown files
+    python content/make_images.py /tmp/x   # or into another folder (same issue sub-folders)
 """
 
 from __future__ import annotations
@@ -335,13 +336,15 @@ PICTURES = {
 }
 
 
-def main() -> None:
+def main(out: Path = HERE) -> None:
     for rel, draw in PICTURES.items():
-        path = HERE / rel
+        path = Path(out) / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         size = draw(path)
         print(f"{rel}: {size / 1024:.1f} KB")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)

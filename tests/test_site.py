@@ -229,3 +229,22 @@ def test_same_issue_twice_is_a_clear_error(project, tmp_path):
     cfg, issues, result = build_example_site(project)
     with pytest.raises(UserError, match="2026-11"):
         build_site(cfg, issues + [issues[-1]], tmp_path / "dup")
+
+
+def test_example_images_are_drawn_locally_small_and_card_sized(tmp_path):
+    """The example issue's pictures come from content/make_images.py (no downloads) and suit a preview card."""
+    import runpy
+
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[1] / "content"
+    runpy.run_path(str(root / "make_images.py"))["main"](tmp_path)
+    drawn = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.jpg"))
+    assert len(drawn) == 8
+    for rel in drawn:
+        committed = root / rel
+        assert committed.is_file(), rel
+        with Image.open(committed) as im:
+            assert (im.format, im.size) == ("JPEG", (1200, 630)), rel
+        assert committed.stat().st_size < 60 * 1024, rel
+        assert (tmp_path / rel).stat().st_size < 60 * 1024, rel
