@@ -100,6 +100,9 @@ def create_send(
             for r in ordered
         ]
         _bulk_insert(conn, _SNAPSHOT_COLS, payload)
+        if conn.dialect.name == "postgresql" and len(payload) >= 1000:
+            # fresh statistics, or the planner walks every pending row of the send for each batch
+            conn.exec_driver_sql("ANALYZE deliveries")
     return send_id
 
 
