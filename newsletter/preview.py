@@ -100,9 +100,14 @@ def snapshot(cfg) -> Snapshot:
             st = path.stat()
         except OSError:          # deleted between listing and stat
             continue
-        if path.is_file() and not path.name.startswith((".", "~")) and "__pycache__" not in path.parts:
+        if path.is_file() and not _editor_scratch(path.name) and "__pycache__" not in path.parts:
             files[path] = (st.st_mtime_ns, st.st_size)
     return files
+
+
+def _editor_scratch(name: str) -> bool:
+    """Swap, lock and backup files editors write beside the real one (.x.swp, .#x, #x#, x~)."""
+    return name.startswith((".", "#", "~")) or name.endswith("~")
 
 
 def changed_issues(cfg, before: Snapshot, after: Snapshot) -> list[str] | None:

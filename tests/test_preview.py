@@ -156,3 +156,19 @@ def test_the_command_serves_until_interrupted(project):
     assert out.rstrip().endswith("stopped") and proc.returncode == 0, out
     assert "Traceback" not in out
     assert (project / "build" / "site" / "index.html").is_file()
+
+
+def test_editor_scratch_files_do_not_trigger_a_rebuild(project):
+    from newsletter.preview import changed_issues, snapshot
+
+    cfg = load_config(project / "config.yaml")
+    before = snapshot(cfg)
+    folder = project / "content" / "2026-10"
+    for name in (".01-ethiopia-new-crop.md.swp", "01-ethiopia-new-crop.md~", "#issue.md#"):
+        (folder / name).write_text("scratch", encoding="utf-8")
+    assert snapshot(cfg) == before
+    (folder / "04-new.md").write_text("---\n---\n", encoding="utf-8")
+    after = snapshot(cfg)
+    assert changed_issues(cfg, before, after) == ["2026-10"]
+    (project / "templates" / "site" / "style.css").write_text("body{}", encoding="utf-8")
+    assert changed_issues(cfg, after, snapshot(cfg)) is None
