@@ -139,7 +139,9 @@ def test_the_command_serves_until_interrupted(project):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "newsletter", "preview", "--port", str(port),
                              "--config", str(project / "config.yaml")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            # a runner started in the background may ignore SIGINT, and children inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
@@ -149,7 +151,12 @@ def test_the_command_serves_until_interrupted(project):
         assert httpx.get(f"http://127.0.0.1:{port}/site/", timeout=5).status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
         reader.join(timeout=5)
     out = "".join(lines)
     assert f"http://127.0.0.1:{port}/" in out, out
