@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from email import message_from_bytes, policy
 
 import lxml.html
@@ -14,7 +15,7 @@ from newsletter.content import load_issue
 from newsletter.render import build_issue, load_built, plan_variants
 from newsletter.render.email import markdown_to_text
 
-from _build_helpers import article_meta, config, make_project
+from _build_helpers import ROOT, article_meta, config, make_project
 
 BASE = "https://webzine.gaonfoods.example"
 
@@ -22,10 +23,6 @@ BASE = "https://webzine.gaonfoods.example"
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
     """The repository's example issue, built once for this module."""
-    import shutil
-
-    from conftest import ROOT
-
     dest = tmp_path_factory.mktemp("example")
     shutil.copy(ROOT / "config.yaml", dest / "config.yaml")
     for name in ("content", "templates"):
