@@ -164,10 +164,12 @@ class _SiteTargets:
             return None
         folder = self.root / issue_id
         name = parts[1]
-        if len(parts) == 2 and not path.endswith("/"):
-            return None if (folder / name).is_file() else f"no file {name!r} in {self.root.name}/{issue_id}/"
         slugs = {s[1] for s in map(article_slug, folder.glob("*.md")) if s}
-        return None if name in slugs and len(parts) == 2 else f"no article {name!r} in issue {issue_id}"
+        if len(parts) == 2 and (name in slugs or (not path.endswith("/") and (folder / name).is_file())):
+            return None   # an article (with or without the trailing slash) or a published file
+        if len(parts) == 2 and not path.endswith("/") and "." in name:
+            return f"no file {name!r} in {self.root.name}/{issue_id}/"
+        return f"no article {'/'.join(parts[1:])!r} in issue {issue_id}"
 
 
 def _links(html: str) -> list[tuple[str, str, lxml.html.HtmlElement]]:

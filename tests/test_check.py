@@ -98,6 +98,7 @@ def test_relative_link_in_template(tmp_path):
     ("https://webzine.gaonfoods.example/2026-11/no-such-article/", "no article 'no-such-article' in issue 2026-11"),
     ("/2031-01/", "no issue '2031-01' in content/"),
     ("https://webzine.gaonfoods.example/2026-11/missing.pdf", "no file 'missing.pdf' in content/2026-11/"),
+    ("https://webzine.gaonfoods.example/2026-11/winter-blend/extra/", "no article 'winter-blend/extra' in issue 2026-11"),
 ])
 def test_broken_internal_link(tmp_path, href, reason):
     project = make_project(tmp_path, note=f"[링크]({href})")
@@ -109,6 +110,7 @@ def test_broken_internal_link(tmp_path, href, reason):
 def test_internal_links_that_exist_pass(tmp_path):
     project = make_project(tmp_path, note=(
         "[글](https://webzine.gaonfoods.example/2026-11/winter-blend/) [사진](/2026-11/photo.png) "
+        "[슬래시 없이](https://webzine.gaonfoods.example/2026-11/new-roastery#top) "
         "[호](/2026-11/) [보관함](/) [피드](/feed.xml)"))
     assert preflight(config(project), "2026-11").findings == []
 
