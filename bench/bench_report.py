@@ -85,6 +85,8 @@ def seed(url: str, per_issue: int) -> tuple[int, int]:
                 conn.execute(db.deliveries.insert(), deliveries)
             conn.execute(db.events.insert(), events)
             n_events += len(events)
+    with engine.begin() as conn:  # statistics, as PostgreSQL's autovacuum would have gathered by report time
+        conn.execute(sa.text("ANALYZE"))
     return did, n_events
 
 

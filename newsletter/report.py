@@ -194,7 +194,7 @@ def _resolved_events(issues, kinds: tuple[str, ...] | None = None) -> sa.Subquer
     by_address = (
         sa.select(D.c.id, E.c.kind, E.c.machine, E.c.at, E.c.url)
         .select_from(E.join(D, sa.and_(E.c.issue == D.c.issue, E.c.address == D.c.address)))
-        .where(E.c.delivery_id.is_(None), _scope(issues), of_kind)
+        .where(E.c.delivery_id.is_(None), E.c.issue.in_(issues), E.c.address.is_not(None), _scope(issues), of_kind)
     )
     if kinds and not {"bounce", "complaint"} & set(kinds):
         return sa.union_all(by_id, by_address).subquery("ev")
@@ -263,6 +263,8 @@ def _flags_table(conn, issues, archive_prefix: str) -> sa.Table:
     table.create(conn)
     select = _per_delivery(_resolved_events(issues), archive_prefix)
     conn.execute(table.insert().from_select([c.name for c in table.columns], select))
+    if conn.dialect.name == "postgresql":  # temporary tables get no statistics of their own
+        conn.execute(sa.text(f'ANALYZE "{table.name}"'))
     return table
 
 
@@ -633,8 +635,10 @@ def render_html(report: IssueReport, cfg: Config) -> str:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    # JSON for the page script; "<" escaped so a company called "</script>" cannot end the script block.
-    data = json.dumps(report.as_dict(), ensure_ascii=False).replace("<", "\\u003c")
+    # JSON for the page script (only what the charts draw); "<" escaped so a company called "</script>" cannot end the script block.
+    full = report.as_dict()
+    charts = {k: full[k] for k in ("opens_by_day", "tiers", "top_articles")}  # the tables are HTML already
+    data = json.dumps(charts, ensure_ascii=False).replace("<", "\\u003c")
     return env.get_template(TEMPLATE).render(
         r=report, data=data, company=cfg.company.name, site_title=cfg.site.title, pct=_pct,
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), esc=html.escape,
