@@ -89,14 +89,30 @@ def _media_type(request: Request) -> str:
 # --- open pixel and clicks -------------------------------------------------------------------------
 
 
-async def pixel(request: Request) -> Response:
-    """The 1x1 GIF, always (a broken image helps nobody); an open is recorded only for a valid token."""
-    tracker: Tracker = request.app.state.tracker
-    delivery_id = tracker.signer.read_recipient("o", request.path_params["token"])
-    if delivery_id is not None and request.method == "GET":
-        ip, ua = _client(request)
-        await tracker.writer.record(ev.open_hit(delivery_id, ip, ua))
-    return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+PIXEL_START = {
+    "type": "http.response.start", "status": 200,
+    "headers": [(b"content-type", b"image/gif"), (b"content-length", str(len(PIXEL)).encode())]
+    + [(k.lower().encode(), v.encode()) for k, v in NO_STORE.items()],
+}
+PIXEL_BODY = {"type": "http.response.body", "body": PIXEL}
+
+
+class Pixel:
+    """The 1x1 GIF, always (a broken image helps nobody); an open is recorded only for a valid token.
+
+    A bare ASGI app (a class, so Starlette's Route does not wrap it in Request/Response objects): it is
+    by far the busiest URL.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracker: Tracker = scope["app"].state.tracker
+        delivery_id = tracker.signer.read_recipient("o", scope["path_params"]["token"])
+        if delivery_id is not None and scope["method"] == "GET":  # a HEAD is not an open
+            ua = next((v for k, v in scope["headers"] if k == b"user-agent"), b"").decode("latin-1")
+            ip = scope["client"][0] if scope.get("client") else ""
+            await tracker.writer.record(ev.open_hit(delivery_id, ip, ua))
+        await send(PIXEL_START)
+        await send(PIXEL_BODY)
 
 
 async def click(request: Request) -> Response:
@@ -315,7 +331,7 @@ def create_app(cfg, engine: Engine | None = None, *, hit_wait: float = 5.0) -> S
             log.info("tracking stopped: %d hits written in %d batches, %d skipped", s.written, s.batches, s.skipped)
 
     routes = [
-        Route("/o/{token}.gif", pixel, methods=["GET"]),
+        Route("/o/{token}.gif", Pixel(), methods=["GET"]),
         Route("/c/{token}", click, methods=["GET"]),
         Route("/u/{token}", unsubscribe_page, methods=["GET"]),
         Route("/u/{token}", unsubscribe, methods=["POST"]),
