@@ -162,3 +162,32 @@ def test_stopping_while_locked_flushes_the_queue_once_the_lock_goes(db_url, tmp_
             threading.Timer(1.0, release).start()
         # leaving live_server waited for the shutdown, which waited for the lock and wrote the queue
         assert count_events(db.get_engine(db_url), "click") == 20
+
+
+def test_retrying_rides_out_transient_errors_and_gives_up_with_databasebusy():
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return "done"
+
+    assert ev.retrying(flaky) == "done" and len(calls) == 3
+
+    def locked_forever():
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    with pytest.raises(ev.DatabaseBusy, match="database is locked"):
+        ev.retrying(locked_forever, deadline=0.2)
+
+    def broken():  # not transient: no retry
+        calls.append(1)
+        raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+
+    calls.clear()
+    with pytest.raises(IntegrityError):
+        ev.retrying(broken)
+    assert len(calls) == 1
