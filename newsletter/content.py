@@ -325,7 +325,8 @@ class _FieldReader:
 
 def _image_size(path: Path, source: Path, field_name: str, problems: list[ContentProblem]) -> tuple[int, int] | None:
     if not path.is_file():
-        problems.append(ContentProblem(source, field_name, f"image file {path.name!r} not found in {path.parent}"))
+        where = f"{path.parent.parent.name}/{path.parent.name}/"
+        problems.append(ContentProblem(source, field_name, f"image file {path.name!r} not found in {where}"))
         return None
     try:
         return _pixel_size(path, path.stat().st_mtime_ns)

@@ -58,8 +58,9 @@ def test_build_stops_on_preflight_errors_and_writes_nothing(tmp_path):
     result = _run(project, "build", "2026-11", "--no-site")
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
-    assert lines[-1] == "build stopped: 2 error(s) in 2026-11"
-    assert "error: content/2026-11/01-a.md: image: image file 'missing.jpg' not found" in lines[0] + lines[1]
+    assert len(lines) == 3 and lines[-1] == "build stopped: 2 error(s) in 2026-11"   # one line each, never wrapped
+    assert lines[0] == "error: content/2026-11/01-a.md: image: image file 'missing.jpg' not found in content/2026-11/"
+    assert lines[1].startswith("error: content/2026-11/issue.md: subject: '[광고]' is not the legal ad label")
     assert not (project / "build" / "2026-11").exists()
 
 

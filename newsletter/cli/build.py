@@ -10,15 +10,18 @@ import time
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from ..content import display_path, list_issues, load_issue
 from .common import ConfigOption, JsonOption, config, console, err_console, print_json, summary_table
 
 
 def _print_findings(cfg, report) -> None:
+    """One line per finding (never wrapped, so grep and editors can jump to file and field)."""
     for f in report.findings:
         style = "red" if f.level == "error" else "yellow"
-        err_console.print(f"[{style}]{f.level}[/]: {f.file}: [bold]{f.field}[/]: {f.message}", highlight=False)
+        err_console.print(f"[{style}]{f.level}[/]: {escape(f.file)}: [bold]{escape(f.field)}[/]: {escape(f.message)}",
+                          highlight=False, soft_wrap=True)
 
 
 def _build_site(cfg) -> dict:
