@@ -78,17 +78,23 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 
 
 class Server:
-    def __init__(self, recorder: Recorder, *, auth: bool = False, tls: tuple[Path, Path] | None = None):
+    def __init__(self, recorder: Recorder, *, auth: bool = False, tls: tuple[Path, Path] | None = None,
+                 implicit_tls: bool = False):
         self.recorder = recorder
         self.port = free_port()
         kwargs = {}
         if auth:
-            kwargs.update(authenticator=recorder.authenticate, auth_require_tls=bool(tls), auth_required=True)
+            kwargs.update(authenticator=recorder.authenticate, auth_required=True,
+                          auth_require_tls=bool(tls) and not implicit_tls)  # aiosmtpd: implicit TLS is not "TLS" to it
+        extra = {}
         if tls:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(str(tls[0]), str(tls[1]))
-            kwargs.update(tls_context=ctx, require_starttls=True)
-        self.controller = Controller(recorder, hostname="127.0.0.1", port=self.port, **kwargs,
+            if implicit_tls:
+                extra["ssl_context"] = ctx
+            else:
+                kwargs.update(tls_context=ctx, require_starttls=True)
+        self.controller = Controller(recorder, hostname="127.0.0.1", port=self.port, **kwargs, **extra,
                                      data_size_limit=10_000_000)
 
     def __enter__(self):

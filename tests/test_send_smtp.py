@@ -60,14 +60,16 @@ def test_wrong_password_is_one_clear_error(tmp_path, sqlite_url, monkeypatch):
         assert set(conn.scalars(sa.select(deliveries.c.state))) == {"pending"}
 
 
-def test_starttls(tmp_path, sqlite_url, monkeypatch):
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_tls(tmp_path, sqlite_url, monkeypatch, security):
     cert, key = self_signed(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
     rec = Recorder()
-    with Server(rec, tls=(cert, key)) as srv:
-        cfg = smtp_project(tmp_path, srv.port, security="starttls")
+    with Server(rec, auth=True, tls=(cert, key), implicit_tls=security == "ssl") as srv:
+        cfg = smtp_project(tmp_path, srv.port, security=security, username="webzine")
         result = send(cfg, audience(5))
-    assert result.done and rec.count == 5
+    assert result.done and rec.count == 5 and rec.logins
 
 
 def test_refusals_are_bounces_and_a_spike_pauses_the_send(tmp_path, db_url):
