@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import lxml.html
 
 from .content import Issue, article_slug, content_root, display_path, list_issues, read_issue
-from .render import AD_LABEL, RenderedIssue, render_issue
+from .render import AD_LABEL, RenderedIssue, final_subject, render_issue
 from .render.email import HTML_TEMPLATE, TEXT_TEMPLATE, template_folder
 from .track.tokens import Signer
 
@@ -118,8 +118,6 @@ def _check_subject(report: _Report, issue: Issue) -> None:
                    "or remove the label")
     if not issue.preheader:
         report.add(WARNING, path, "preheader", "missing: mail apps then show the first text of the e-mail as the preview line")
-    from .render import final_subject
-
     sent = final_subject(issue)
     if len(sent) > SUBJECT_MAX_CHARS:
         report.add(WARNING, path, "subject",
