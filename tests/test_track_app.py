@@ -67,7 +67,8 @@ def test_an_invalid_pixel_token_still_gets_the_gif_but_records_nothing(env):
     good = signer.recipient("o", ids[0])
     forged = Signer(b"another-secret").recipient("o", ids[0])
     altered = good[:-1] + ("A" if good[-1] != "A" else "B")
-    bad = [forged, altered, signer.recipient("u", ids[0]), "o.x.y", "nonsense", "x" * 3000, "%00%ff"]
+    bad = [forged, altered, signer.recipient("u", ids[0]), "o.x.y", "nonsense", "x" * 3000, "%00%ff",
+           "o.%C3%A9.abc", good.rsplit(".", 1)[0] + ".%C3%A9"]  # non-ASCII
     with live_server(cfg, engine) as base, client(base) as http:
         for token in bad:
             r = http.get(f"/o/{token}.gif")
@@ -99,6 +100,7 @@ def test_forged_altered_or_malformed_click_tokens_get_404_never_a_redirect(env):
         f"{Signer(b'attacker').recipient('r', ids[0])}~{good_link}",  # recipient forged
         f"{signer.recipient('o', ids[0])}~{good_link}",             # wrong purpose
         f"{r_token}~{good_link}~{good_link}", f"{r_token}{good_link}", "~", "garbage",
+        f"r.%C3%A9.x~{good_link}", f"{r_token}~%ED%95%9C.x",               # non-ASCII
         f"{r_token}~{signer.link('javascript:alert(1)')}",         # signed, but not a web address
     ]
     with live_server(cfg, engine) as base, client(base) as http:
@@ -145,6 +147,7 @@ def test_unsubscribe_refuses_bad_tokens_content_types_and_huge_bodies(env):
     path = f"/u/{signer.recipient('u', ids[0])}"
     with live_server(cfg, engine) as base, client(base) as http:
         assert http.get(f"/u/{signer.recipient('o', ids[0])}").status_code == 404
+        assert http.get("/u/u.%C3%A9.x").status_code == 404
         assert http.post(f"/u/{Signer(b'x').recipient('u', ids[0])}", data={"List-Unsubscribe": "One-Click"}).status_code == 404
         assert http.post(f"/u/{signer.recipient('u', 999999)}", data={"List-Unsubscribe": "One-Click"}).status_code == 404
         r = http.post(path, json={"List-Unsubscribe": "One-Click"})

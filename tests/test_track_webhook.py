@@ -54,6 +54,7 @@ def batch(signer: Signer, ids: list[int]) -> list[dict]:
         sg_event("deferred", "choi@example.com", 8, r[3], response="451 try later", attempt="2"),
         sg_event("spamreport", "choi@example.com", 9),  # no r token: found by issue and address
         sg_event("unsubscribe", "unknown@example.org", 10),  # not in the ledger: stored without a delivery
+        sg_event("delivered", "kim@example.com", 11, "r.한.글"),  # a mangled token: found by issue and address
     ]
 
 
@@ -70,7 +71,7 @@ def test_a_signed_batch_is_stored_and_bounces_and_complaints_suppress(env, key):
     rows = {e.provider_event_id: e for e in events(engine)}
     assert "evt-processed-0" not in rows  # not an event we report on
     kinds = sorted(e.kind for e in rows.values())
-    assert kinds == sorted(["delivered", "open", "open", "click", "bounce", "bounce", "dropped", "deferred",
+    assert kinds == sorted(["delivered", "delivered", "open", "open", "click", "bounce", "bounce", "dropped", "deferred",
                             "complaint", "unsubscribe"])
     assert rows["evt-open-2"].machine is True and rows["evt-open-3"].machine is False
     assert rows["evt-click-4"].url == "https://webzine.gaonfoods.example/2026-11/"
@@ -78,6 +79,7 @@ def test_a_signed_batch_is_stored_and_bounces_and_complaints_suppress(env, key):
     assert rows["evt-bounce-5"].address == "lee@example.co.kr"  # the ledger's address, not SendGrid's casing
     assert json.loads(rows["evt-bounce-5"].detail)["status"] == "5.1.1"
     assert rows["evt-spamreport-9"].delivery_id == ids[3]
+    assert rows["evt-delivered-11"].delivery_id == ids[0]
     assert rows["evt-unsubscribe-10"].delivery_id is None and rows["evt-unsubscribe-10"].address == "unknown@example.org"
     suppressed = {(s.address, s.reason) for s in suppressions(engine) if s.active}
     assert ("lee@example.co.kr", "hard_bounce") in suppressed

@@ -51,7 +51,13 @@ class Tracker:
     signer: Signer
     writer: ev.HitWriter
     verifier: webhook.Verifier | None
-    site_dir: Path
+
+    # Tokens are ASCII; anything else from a URL is refused here, before the signer (which expects ASCII).
+    def recipient(self, purpose: str, token: str) -> int | None:
+        return self.signer.read_recipient(purpose, token) if token.isascii() else None
+
+    def click(self, token: str) -> tuple[int, str] | None:
+        return self.signer.read_click(token) if token.isascii() else None
 
 
 def _client(request: Request) -> tuple[str, str]:
@@ -78,7 +84,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise HTTPException(413, f"request body too large (limit {limit} bytes)")
         chunks.append(chunk)
     body = b"".join(chunks)
-    request._body = body  # so request.form() parses what was read
+    request._body = body  # Starlette's own cache: request.form() then parses these bytes, not the spent stream
     return body
 
 
@@ -106,7 +112,7 @@ class Pixel:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tracker: Tracker = scope["app"].state.tracker
-        delivery_id = tracker.signer.read_recipient("o", scope["path_params"]["token"])
+        delivery_id = tracker.recipient("o", scope["path_params"]["token"])
         if delivery_id is not None and scope["method"] == "GET":  # a HEAD is not an open
             ua = next((v for k, v in scope["headers"] if k == b"user-agent"), b"").decode("latin-1")
             ip = scope["client"][0] if scope.get("client") else ""
@@ -118,7 +124,7 @@ class Pixel:
 async def click(request: Request) -> Response:
     """Record the click and redirect to the URL the token signed; anything else is 404, never a redirect."""
     tracker: Tracker = request.app.state.tracker
-    parsed = tracker.signer.read_click(request.path_params["token"])
+    parsed = tracker.click(request.path_params["token"])
     if parsed is None or urlsplit(parsed[1]).scheme.lower() not in ("http", "https"):
         return _text(404, "Not Found: this link is not valid.")
     delivery_id, url = parsed
@@ -171,7 +177,7 @@ def _invalid(tracker: Tracker) -> HTMLResponse:
 async def unsubscribe_page(request: Request) -> Response:
     """GET: a confirmation page only. Link scanners prefetch GETs, so a GET must change nothing."""
     tracker: Tracker = request.app.state.tracker
-    delivery_id = tracker.signer.read_recipient("u", request.path_params["token"])
+    delivery_id = tracker.recipient("u", request.path_params["token"])
     if delivery_id is None:
         return _invalid(tracker)
     delivery = await run_in_threadpool(ev.retrying, ev.find_delivery, tracker.engine, delivery_id)
@@ -183,7 +189,7 @@ async def unsubscribe_page(request: Request) -> Response:
 async def unsubscribe(request: Request) -> Response:
     """POST: the confirmation form or an RFC 8058 one-click POST; suppresses at once, 200, no redirect."""
     tracker: Tracker = request.app.state.tracker
-    delivery_id = tracker.signer.read_recipient("u", request.path_params["token"])
+    delivery_id = tracker.recipient("u", request.path_params["token"])
     if delivery_id is None:
         return _invalid(tracker)
     body = await read_body(request, MAX_FORM_BYTES)
@@ -322,7 +328,7 @@ def create_app(cfg, engine: Engine | None = None, *, hit_wait: float = 5.0) -> S
     async def lifespan(app: Starlette):
         writer = ev.HitWriter(engine, wait=hit_wait)
         writer.start()
-        app.state.tracker = Tracker(cfg, engine, signer, writer, verifier, site_dir)
+        app.state.tracker = Tracker(cfg, engine, signer, writer, verifier)
         try:
             yield
         finally:

@@ -133,7 +133,7 @@ def _text(value, limit: int) -> str | None:
 def _find_delivery(conn: Connection, item: dict, signer: Signer) -> ev.Delivery | None:
     """The ledger row from the custom arg ``r`` (signed); else the latest delivery of the issue to the address."""
     token = item.get("r")
-    if isinstance(token, str):
+    if isinstance(token, str) and token.isascii():
         delivery_id = signer.read_recipient("r", token)
         if delivery_id is not None:
             found = ev._delivery_rows(conn, [delivery_id]).get(delivery_id)
