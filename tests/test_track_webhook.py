@@ -139,6 +139,26 @@ def test_bad_bodies_get_clear_4xx(env, key):
     assert events(engine) == []
 
 
+def test_oddly_typed_events_are_stored_sensibly_not_crashed_on(env, key):
+    cfg, engine, ids, signer = env
+    items = [
+        {"event": ["open"], "email": "kim@example.com", "sg_event_id": "odd-1"},       # not a string: ignored
+        {"event": "open", "email": 42, "timestamp": "soon", "sg_event_id": "odd-2", "sg_machine_open": "false"},
+        {"event": "click", "email": "kim@example.com", "url": {"x": 1}, "r": 7, "issue": None},  # no sg_event_id
+        {"event": "bounce", "email": None, "sg_event_id": "odd-4"},                      # no address: nothing to suppress
+    ]
+    with live_server(cfg, engine) as base, client(base) as http:
+        r = post(http, key, items)
+        assert r.status_code == 200 and "3 stored" in r.text and "1 ignored" in r.text
+        assert "0 stored, 3 duplicate" in post(http, key, items).text  # the id-less click is recognised too
+        assert post(http, key, [[[[]]]] * 3).status_code == 400
+        assert post(http, key, b"[" * 100_000 + b"]" * 100_000).status_code == 400
+    rows = {e.kind: e for e in events(engine)}
+    assert rows["open"].machine is False and rows["open"].address is None
+    assert rows["click"].provider_event_id.startswith("sha256:")
+    assert suppressions(engine) == []
+
+
 def test_without_a_configured_key_nothing_is_accepted(db_url, tmp_path, monkeypatch):
     monkeypatch.delenv("SENDGRID_WEBHOOK_PUBLIC_KEY", raising=False)
     cfg = make_config(tmp_path)

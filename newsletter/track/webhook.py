@@ -104,7 +104,10 @@ class IngestResult:
 
 def parse(body: bytes) -> list[dict]:
     """The JSON array SendGrid posts; ValueError for anything else."""
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise ValueError("expected a JSON array of event objects")
     return data
@@ -161,7 +164,7 @@ def _row(item: dict, kind: str, delivery: ev.Delivery | None) -> dict:
         "delivery_id": delivery.id if delivery else None,
         "issue": delivery.issue if delivery else _text(item.get("issue"), 64),
         "address": _text(address, 320),
-        "machine": kind == "open" and bool(item.get("sg_machine_open")),
+        "machine": kind == "open" and item.get("sg_machine_open") in (True, 1, "true", "True"),
         "url": _text(item.get("url"), 4000) if kind == "click" else None,
         "ip": _text(item.get("ip"), 64),
         "user_agent": _text(item.get("useragent"), 1000),
@@ -201,7 +204,8 @@ def ingest(engine: Engine, cfg, signer: Signer, items: list[dict]) -> IngestResu
     rows: list[tuple[dict, dict, ev.Delivery | None]] = []
     with engine.begin() as conn:
         for item in items:
-            kind = KINDS.get(item.get("event"))
+            event = item.get("event")
+            kind = KINDS.get(event) if isinstance(event, str) else None
             if kind is None:
                 result.ignored += 1  # processed, group_resubscribe, ...: nothing we report on
                 continue
