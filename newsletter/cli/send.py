@@ -44,6 +44,8 @@ def _show_result(r: SendResult) -> None:
         console.print("stopped on Ctrl-C; the rest is pending — run the same command again to continue")
     elif r.done:
         console.print("[green]done[/]")
+    elif r.counts.get("pending"):
+        console.print(f"{r.counts['pending']} still pending — run the same command again to continue")
 
 
 def register(app: typer.Typer) -> None:

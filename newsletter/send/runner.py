@@ -207,6 +207,7 @@ class _StopOnSigint:
 
     def __init__(self, stop: threading.Event):
         self.stop = stop
+        self.fired = False
         self.previous = None
 
     def __enter__(self):
@@ -215,8 +216,9 @@ class _StopOnSigint:
         return self
 
     def _handle(self, signum, frame):
-        if self.stop.is_set():
+        if self.fired:
             raise KeyboardInterrupt
+        self.fired = True
         self.stop.set()
 
     def __exit__(self, *exc):
@@ -233,6 +235,58 @@ def _progress(enabled: bool, total: int):
         TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=err_console, disable=not enabled or total < 1, transient=True,
     )
+
+
+def _send_for(engine, plan: Plan, backend_name: str, scheduled_for) -> int | None:
+    """The ledger send this run works on: the unfinished one, a new snapshot, or the last one."""
+    if plan.resume_id is not None:
+        found = L.get_send(engine, plan.resume_id)
+        if found.backend != backend_name:
+            raise UserError(f"send {found.id} of {plan.issue} was started with --backend {found.backend}; "
+                            f"continue it with the same backend")
+        L.set_send(engine, found.id, note=None)  # a pause reason no longer holds once someone resumes
+        return found.id
+    if plan.rows:
+        return L.create_send(engine, issue=plan.issue, kind=plan.kind, backend=backend_name, rows=plan.rows,
+                             scheduled_for=scheduled_for)
+    last = L.sends_of(engine, plan.issue, plan.kind)
+    return max(last) if last else None
+
+
+def _push(job: Job, be, progress: bool) -> bool:
+    """Every pending row through the backend, one variant and batch at a time. True if Ctrl-C came."""
+    engine, send_id = job.engine, job.send_id
+    total = L.counts(engine, send_id)["pending"]
+    be.open(job)
+    try:
+        with _StopOnSigint(job.stop) as sigint, _progress(progress, total) as bar:
+            task = bar.add_task("send", total=total)
+            for variant in L.variants_pending(engine, send_id):
+                cursor = 0
+                while not job.stop.is_set() and job.paused is None:
+                    rows = L.pending_batch(engine, send_id, variant, cursor, be.batch_size)
+                    if not rows:
+                        break
+                    cursor = rows[-1].id
+                    be.send_batch(job, rows)
+                    bar.advance(task, len(rows))
+                if job.stop.is_set() or job.paused:
+                    break
+            be.flush(job)
+        return sigint.fired
+    finally:
+        be.close()
+        job.ledger.close()
+
+
+def _failed(engine, send_id: int) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(deliveries.c.address, deliveries.c.error)
+            .where(deliveries.c.send_id == send_id, deliveries.c.state == "failed")
+            .order_by(deliveries.c.id)
+        )
+        return [(a, e or "") for a, e in rows]
 
 
 def execute(
@@ -259,27 +313,15 @@ def execute(
     try:
         signer = Signer.for_config(cfg, allow_local=be.name == "outbox")
         prep = prepare(cfg, plan.issue, signer, test=plan.kind == "test")
-        if plan.resume_id is not None:
-            send_id = plan.resume_id
-            L.set_send(engine, send_id, note=None)  # a pause reason no longer holds once someone resumes
-        elif plan.rows:
-            send_id = L.create_send(engine, issue=plan.issue, kind=plan.kind, backend=be.name, rows=plan.rows,
-                                    scheduled_for=scheduled_for)
-        else:
-            last = L.sends_of(engine, plan.issue, plan.kind)
-            if not last:
-                result.notes.append(plan.nothing or "nothing to send")
-                return result
-            send_id = max(last)
+        send_id = _send_for(engine, plan, be.name, scheduled_for)
+        if send_id is None:
+            result.notes.append(plan.nothing or "nothing to send")
+            return result
         result.send_id = send_id
         job = Job(cfg, send_id, plan.kind, prep, signer, L.Ledger(engine, send_id), engine, scheduled_for)
-        found = L.get_send(engine, send_id)
-        if found.backend != be.name and plan.resume_id is not None:
-            raise UserError(f"send {send_id} of {plan.issue} was started with --backend {found.backend}; "
-                            f"continue it with the same backend")
 
         result.recovered, unknown_now = job.ledger.resolve_in_flight(
-            None if be.name != "outbox" else (lambda d: be.went_out(job, d))
+            (lambda d: be.went_out(job, d)) if be.name == "outbox" else None
         )
         if unknown_now:
             result.notes.append(f"{unknown_now} messages were in flight when the previous run stopped: marked unknown")
@@ -288,43 +330,15 @@ def execute(
             result.notes.append(f"{again} unknown rows put back to pending on request")
             L.set_send(engine, send_id, status="open", finished_at=None)
 
-        total = sum(L.counts(engine, send_id)[s] for s in ("pending",))
         before = L.counts(engine, send_id)["sent"]
-        be.open(job)
-        try:
-            with _StopOnSigint(job.stop), _progress(progress, total) as bar:
-                task = bar.add_task("send", total=total)
-                for variant in L.variants_pending(engine, send_id):
-                    cursor = 0
-                    while not job.stop.is_set() and job.paused is None:
-                        rows = L.pending_batch(engine, send_id, variant, cursor, be.batch_size)
-                        if not rows:
-                            break
-                        cursor = rows[-1].id
-                        be.send_batch(job, rows)
-                        bar.advance(task, len(rows))
-                    if job.stop.is_set() or job.paused:
-                        break
-                be.flush(job)
-        finally:
-            be.close()
-            job.ledger.close()
+        result.interrupted = _push(job, be, progress)
 
         result.counts = L.counts(engine, send_id)
         result.sent_now = result.counts["sent"] - before
         result.paused = job.paused
-        result.interrupted = job.stop.is_set()
         result.notes.extend(job.notes)
         result.unknown = [d.address for d in L.rows_in_state(engine, send_id, "unknown")]
-        with engine.connect() as conn:
-            result.failed = [
-                (a, e or "")
-                for a, e in conn.execute(
-                    sa.select(deliveries.c.address, deliveries.c.error)
-                    .where(deliveries.c.send_id == send_id, deliveries.c.state == "failed")
-                    .order_by(deliveries.c.id)
-                )
-            ]
+        result.failed = _failed(engine, send_id)
         if job.paused:
             L.set_send(engine, send_id, note=f"paused: {job.paused}")
         elif result.counts["pending"] == 0 and result.counts["sending"] == 0:
