@@ -35,9 +35,9 @@ def make_config(root: Path) -> Config:
 
 
 @contextmanager
-def live_server(cfg: Config, engine=None, **app_options):
+def live_server(cfg: Config, engine=None):
     """The tracking app on uvicorn in a thread; yields its base URL. Leaving stops it (and flushes events)."""
-    app = create_app(cfg, engine, **app_options)
+    app = create_app(cfg, engine)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on", proxy_headers=True, forwarded_allow_ips="127.0.0.1"))

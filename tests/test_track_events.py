@@ -129,7 +129,7 @@ def test_a_locked_database_delays_events_but_loses_none(db_url, tmp_path):
     signer = Signer.for_config(cfg)
     engine = impatient_engine(db_url)
     results = {}
-    with live_server(cfg, engine, hit_wait=0.2) as base, client(base) as http:
+    with live_server(cfg, engine) as base, client(base) as http:
         with locked(db_url) as release:
             for _ in range(5):  # the pixel still answers at once; its open waits in the queue
                 r = http.get(f"/o/{signer.recipient('o', ids[0])}.gif", headers={"User-Agent": IPHONE})
@@ -156,7 +156,7 @@ def test_stopping_while_locked_flushes_the_queue_once_the_lock_goes(db_url, tmp_
     ids = add_deliveries(db.get_engine(db_url), ["kim@example.com"])
     signer = Signer.for_config(cfg)
     with locked(db_url) as release:
-        with live_server(cfg, impatient_engine(db_url), hit_wait=0.05) as base, client(base) as http:
+        with live_server(cfg, impatient_engine(db_url)) as base, client(base) as http:
             for i in range(20):
                 http.get(f"/c/{signer.recipient('r', ids[0])}~{signer.link(f'https://gaonfoods.example/{i}')}")
             threading.Timer(1.0, release).start()

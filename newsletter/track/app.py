@@ -1,9 +1,9 @@
 """The tracking web app: open pixel, click redirects, unsubscribe, SendGrid webhook and the web archive.
 
 One Starlette app, stateless but for the database. Every answer to bad input is a short text with a
-4xx status (never a traceback); a response to a tracked request is sent only after its event is
-committed, or after it is safely queued when the database is briefly busy (see ``events.HitWriter``).
-No cookies are ever set.
+4xx status (never a traceback). Opens, clicks and visits are queued and written in batches
+(``events.HitWriter``); unsubscribes and webhook events are committed before the answer. No cookies
+are ever set.
 """
 
 from __future__ import annotations
@@ -312,12 +312,8 @@ async def _crash(request: Request, exc: Exception) -> Response:
     return _text(500, "Internal Server Error")
 
 
-def create_app(cfg, engine: Engine | None = None, *, hit_wait: float = 5.0) -> Starlette:
-    """The tracking app for a config; the database is the config's unless ``engine`` is given.
-
-    ``hit_wait``: how long an open, click or visit waits for its commit before the response goes out
-    anyway (the event stays queued and is written when the database frees up).
-    """
+def create_app(cfg, engine: Engine | None = None) -> Starlette:
+    """The tracking app for a config; the database is the config's unless ``engine`` is given."""
     engine = engine or db.get_engine(cfg)
     key = webhook.public_key(cfg)
     site_dir = cfg.path(cfg.paths.build) / "site"
@@ -326,7 +322,7 @@ def create_app(cfg, engine: Engine | None = None, *, hit_wait: float = 5.0) -> S
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        writer = ev.HitWriter(engine, wait=hit_wait)
+        writer = ev.HitWriter(engine)
         writer.start()
         app.state.tracker = Tracker(cfg, engine, signer, writer, verifier)
         try:

@@ -369,31 +369,26 @@ class WriterStats:
     written: int = 0
     skipped: int = 0
     batches: int = 0
-    retries: int = 0
-
-
-@dataclass
-class _Pending:
-    hit: Hit
-    done: asyncio.Future | None = None
 
 
 @dataclass
 class HitWriter:
-    """Writes hits from the event loop in batches, one transaction each, on one database thread.
+    """Writes opens, clicks and visits in batches, one transaction each, on one database thread.
 
-    ``await writer.record(hit)`` returns once the hit is committed (group commit: while one batch is
-    written, the next one gathers), so a response sent after it means the event is stored. ``close()``
-    writes whatever is still queued before the app stops.
+    ``await writer.record(hit)`` only queues the hit, so a pixel or a redirect is answered without
+    waiting for the database (waiting bought nothing: a mail client never retries a pixel, and a crash
+    loses the requests in flight either way). Whatever queued while a batch was being written goes
+    into the next one, so under load batches grow and the database keeps up. A busy database is
+    retried for as long as it takes; ``close()`` writes everything still queued before the app stops.
     """
 
     engine: Engine
-    wait: float | None = 5.0  # how long a request waits for its commit before answering anyway
     max_batch: int = 1000
+    max_queue: int = 100_000  # then record() waits: back-pressure rather than unbounded memory
     stats: WriterStats = field(default_factory=WriterStats)
 
     def __post_init__(self):
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=100_000)
+        self._queue: asyncio.Queue[Hit | None] = asyncio.Queue(maxsize=self.max_queue)
         self._cache = DeliveryCache()
         self._task: asyncio.Task | None = None
         self._executor = None
@@ -405,46 +400,26 @@ class HitWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hit-writer")
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def record(self, hit: Hit) -> bool:
-        """Queue a hit and wait up to ``self.wait`` seconds for its commit; True once committed.
-
-        On a timeout the hit stays queued and is still written (the database was busy): the caller
-        answers as usual rather than fail the reader.
-        """
-        loop = asyncio.get_running_loop()
-        pending = _Pending(hit, loop.create_future() if self.wait else None)
-        await self._queue.put(pending)  # blocks only when 100k hits are waiting: back-pressure
+    async def record(self, hit: Hit) -> None:
+        await self._queue.put(hit)
         self.stats.queued += 1
-        if pending.done is None:
-            return False
-        try:
-            async with asyncio.timeout(self.wait):  # cancelling the future leaves the hit in its batch
-                await pending.done
-            return True
-        except TimeoutError:
-            return False
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         stopping = False
         while not stopping:
-            first = await self._queue.get()
-            batch: list[_Pending] = []
-            if first is None:
-                stopping = True
-            else:
-                batch.append(first)
-            while len(batch) < self.max_batch and not self._queue.empty():
-                item = self._queue.get_nowait()
+            batch: list[Hit] = []
+            item = await self._queue.get()
+            while True:
                 if item is None:
-                    stopping = True
-                    continue
-                batch.append(item)
+                    stopping = True  # close() queued this last; keep draining what came before it
+                else:
+                    batch.append(item)
+                if len(batch) >= self.max_batch or self._queue.empty():
+                    break
+                item = self._queue.get_nowait()
             if batch:
-                await loop.run_in_executor(self._executor, self._write, [p.hit for p in batch])
-                for p in batch:
-                    if p.done is not None and not p.done.done():
-                        p.done.set_result(True)
+                await loop.run_in_executor(self._executor, self._write, batch)
 
     def _commit(self, hits: list[Hit]) -> int:
         if self._conn is None:
