@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from _send_helpers import ISSUE, audience, project
 from _smtp_server import Recorder, Server, self_signed
-from newsletter.db import bounces, deliveries, get_engine
+from newsletter.db import bounces, deliveries, get_engine, suppressions
 from newsletter.send import execute, plan_send
 from newsletter.track.tokens import Signer
 
@@ -92,6 +92,9 @@ def test_refusals_are_bounces_and_a_spike_pauses_the_send(tmp_path, db_url):
     assert all(states[a] in ("failed", "pending") for a in bad)
     assert set(recorded) == failed and {r.kind for r in recorded.values()} == {"permanent"}
     assert all(recorded[a].status == "5.1.1" for a in failed)
+    with engine.connect() as conn:   # the bounce policy suppressed them: the next hygiene drops them
+        suppressed = set(conn.scalars(sa.select(suppressions.c.address).where(suppressions.c.active.is_(True))))
+    assert failed <= suppressed
     assert states and list(states.values()).count("pending") > 0, "the rest waits for the operator"
     assert set(rec.recipients()) == {a for a, s in states.items() if s == "sent"}
 

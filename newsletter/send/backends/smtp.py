@@ -19,6 +19,7 @@ from collections import deque
 
 import aiosmtplib
 
+from ...bounces import record
 from ...config import secret
 from ...errors import UserError
 from ..ledger import Delivery
@@ -32,26 +33,10 @@ _DOT = re.compile(rb"(?m)^\.")
 def record_rejection(job: Job, address: str, code: int, message: str) -> None:
     """A synchronous refusal is a bounce: through ``newsletter.bounces.record`` (policy, suppression)."""
     status = (m.group(1) if (m := _ENHANCED.search(message)) else f"{code // 100}.0.0")
-    kind = "permanent" if code >= 500 else "temporary"
     diagnostic = f"smtp; {code} {message}"
     digest = hashlib.sha256(f"smtp-sync:{job.send_id}:{address}:{diagnostic}".encode()).hexdigest()
-    try:
-        from ...bounces import record
-    except ImportError:  # lists/bounces stage not installed: keep the evidence in the bounces table
-        record = None
-    if record is not None:
-        record(job.engine, job.cfg, address=address, kind=kind, status=status, diagnostic=diagnostic,
-               digest=digest, send_id=job.send_id, issue=job.prep.issue)
-        return
-    import sqlalchemy as sa
-
-    from ...db import bounces
-
-    with job.engine.begin() as conn:
-        exists = conn.scalar(sa.select(bounces.c.id).where(bounces.c.digest == digest, bounces.c.address == address))
-        if exists is None:
-            conn.execute(bounces.insert().values(address=address, kind=kind, status=status, diagnostic=diagnostic,
-                                                 digest=digest, send_id=job.send_id, issue=job.prep.issue))
+    record(job.engine, job.cfg, address=address, kind="permanent" if code >= 500 else "temporary", status=status,
+           diagnostic=diagnostic, digest=digest, send_id=job.send_id, issue=job.prep.issue)
 
 
 class _Rate:
