@@ -42,6 +42,14 @@ def seeded(db_url):
     return seed
 
 
+@pytest.fixture
+def seeded_sqlite(sqlite_url):
+    """For the CLI tests: the command is the same on both databases, the figures are tested on both above."""
+    seed = make_seed()
+    seed.insert(sqlite_url)
+    return seed
+
+
 def _figures_dict(f):
     return {k: v for k, v in f.as_dict().items() if k not in ("open_rate", "click_rate")}
 
@@ -162,7 +170,8 @@ def test_unknown_issue_and_empty_database_are_clear_errors(cfg, db_url):
         build_report(cfg, "2031-01")
 
 
-def test_json_is_what_the_report_holds(cfg, seeded, project):
+def test_json_is_what_the_report_holds(cfg, seeded_sqlite, project):
+    seeded = seeded_sqlite
     out = subprocess.run(
         ["newsletter", "report", NEWEST, "--json", "--last", "2", "-c", str(project / "config.yaml")],
         capture_output=True, text=True, env={**os.environ}, cwd=project,
@@ -175,7 +184,7 @@ def test_json_is_what_the_report_holds(cfg, seeded, project):
     assert 0 < data["overall"]["open_rate"] < 1
 
 
-def test_cli_prints_tables_and_one_line_errors(cfg, seeded, project):
+def test_cli_prints_tables_and_one_line_errors(cfg, seeded_sqlite, project):
     ok = subprocess.run(["newsletter", "report", "-c", str(project / "config.yaml")],
                         capture_output=True, text=True, cwd=project, env={**os.environ, "COLUMNS": "200"})
     assert ok.returncode == 0, ok.stderr
