@@ -1,9 +1,9 @@
 """Recording tracking events: opens, clicks, archive visits, unsubscribes and provider (webhook) events.
 
 Everything here is synchronous SQLAlchemy Core and runs the same on SQLite and PostgreSQL. The web app
-calls it from worker threads: opens, clicks and visits through :class:`HitWriter`, which writes them in
-batches (one transaction per batch, so SQLite keeps up under load); unsubscribes and webhook events
-directly, because the caller must know they are stored before it answers.
+calls it from threads: opens, clicks and visits through :class:`HitWriter`, which queues them and
+writes them in batches (one transaction per batch, so SQLite keeps up under load); unsubscribes and
+webhook events directly, because the caller must know they are stored before it answers.
 
 A database that is briefly busy (SQLite locked, PostgreSQL restarting) is retried with backoff
 (:func:`retrying`); an event is never dropped because of it.
@@ -19,6 +19,7 @@ import random
 import re
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Iterable, TypeVar
@@ -391,12 +392,10 @@ class HitWriter:
         self._queue: asyncio.Queue[Hit | None] = asyncio.Queue(maxsize=self.max_queue)
         self._cache = DeliveryCache()
         self._task: asyncio.Task | None = None
-        self._executor = None
+        self._executor: ThreadPoolExecutor | None = None
         self._conn: Connection | None = None  # the writer thread's own connection, kept between batches
 
     def start(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hit-writer")
         self._task = asyncio.get_running_loop().create_task(self._run())
 
