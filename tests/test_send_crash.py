@@ -135,3 +135,26 @@ def test_ctrl_c_finishes_in_flight_and_leaves_the_rest_pending(tmp_path, sqlite_
         assert mid["sent"] == rec.count, "every message the server took is marked sent"
         finish(tmp_path, "smtp")
     assert_once(collections.Counter(rec.recipients()), people)
+
+
+def test_ctrl_c_during_a_sendgrid_request_lets_it_finish(tmp_path, sqlite_url, monkeypatch):
+    people = audience(3000)
+    with SendGrid() as sg:
+        sg.state.delay = 0.4
+        monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+        monkeypatch.setenv("SENDGRID_API_HOST", sg.url)
+        write_build(tmp_path)
+        write_config(tmp_path, backend="sendgrid")
+        write_subscribers(tmp_path, people)
+        proc = start(tmp_path, "sendgrid")
+        wait_for(lambda: sg.state.total >= 1, proc)     # the first request is with SendGrid, unanswered
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        data = json.loads(out)
+        assert data["interrupted"] and not data["done"] and data["unknown"] == []
+        mid = states(sqlite_url)
+        assert mid["sent"] == sg.state.total > 0 and mid["pending"] == len(people) - mid["sent"]
+        finish(tmp_path, "sendgrid")
+    assert_once(sg.state.accepted, people)
+    assert sum(sg.state.accepted.values()) == len(people)
