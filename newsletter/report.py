@@ -6,7 +6,7 @@ never comes into Python row by row; Python only folds the handful of grouped row
 Definitions (see docs/reports.md):
 
 * Only *real* sends count (``sends.kind = 'real'``); test sends never show up.
-* **sent** = deliveries in state ``sent``; **bounced** = sent deliveries with a bounce (``bounce``/``dropped``
+* **sent** = deliveries in state ``sent`` (**failed**: refused at send time); **bounced** = sent deliveries with a bounce (``bounce``/``dropped``
   event, or a permanent/temporary row in ``bounces`` for that send and address); **delivered** = sent − bounced.
 * **opened** = deliveries with a *human* open or a click (a click proves the e-mail was read even when the
   images were blocked). Machine opens (Apple Mail Privacy Protection, image proxies: ``events.machine``)
@@ -50,7 +50,8 @@ class Figures:
     """The counts for one slice of the audience (everyone, one tier, one variant)."""
 
     recipients: int = 0
-    sent: int = 0
+    sent: int = 0            # accepted by the server or provider
+    failed: int = 0          # refused at send time (e.g. an SMTP 5xx at RCPT); still pending/unknown = the rest
     bounced: int = 0
     delivered: int = 0
     opened: int = 0          # unique human opens (a click counts as an open)
@@ -388,6 +389,7 @@ def _figures(conn, issue: str, per) -> tuple[Figures, dict[str, Figures], dict[s
             D.c.variant,
             sa.func.count(D.c.id),
             _count(sent),
+            _count(D.c.state == "failed"),
             _count(bounced),
             sa.func.sum(_z(per.c.opened)),
             sa.func.sum(_z(per.c.machine_open)),
@@ -403,9 +405,9 @@ def _figures(conn, issue: str, per) -> tuple[Figures, dict[str, Figures], dict[s
     overall = Figures()
     tiers: dict[str, Figures] = {}
     variants: dict[str, Figures] = {}
-    for tier, variant, recipients, n_sent, n_bounced, opened, machine, clicks, clickers, unsub, compl in conn.execute(q):
+    for tier, variant, recipients, n_sent, failed, n_bounced, opened, machine, clicks, clickers, unsub, compl in conn.execute(q):
         f = Figures(
-            recipients=int(recipients), sent=int(n_sent or 0), bounced=int(n_bounced or 0),
+            recipients=int(recipients), sent=int(n_sent or 0), failed=int(failed or 0), bounced=int(n_bounced or 0),
             delivered=int(n_sent or 0) - int(n_bounced or 0), opened=int(opened or 0),
             machine_opens=int(machine or 0), clicks=int(clicks or 0), clickers=int(clickers or 0),
             unsubscribed=int(unsub or 0), complaints=int(compl or 0),

@@ -220,6 +220,7 @@ def expected_figures(seed: Seed, issue: str, key=lambda d: "all") -> dict[str, d
         mine = evs.get(d["id"], [])
         kinds = {e["kind"] for e in mine}
         f["recipients"] += 1
+        f["failed"] += d["state"] == "failed"
         if d["state"] == "sent":
             f["sent"] += 1
             bounced = bool(kinds & {"bounce", "dropped"})
