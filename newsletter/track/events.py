@@ -384,7 +384,7 @@ class HitWriter:
     """
 
     engine: Engine
-    max_batch: int = 1000
+    max_batch: int = 500  # bounds how long one transaction holds the database (and the GIL)
     max_queue: int = 100_000  # then record() waits: back-pressure rather than unbounded memory
     stats: WriterStats = field(default_factory=WriterStats)
 
