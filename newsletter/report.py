@@ -199,7 +199,7 @@ def _resolved_events(issues, kinds: tuple[str, ...] | None = None) -> sa.Subquer
     )
     if kinds and not {"bounce", "complaint"} & set(kinds):
         return sa.union_all(by_id, by_address).subquery("ev")
-    # Driven from ``bounces`` (small) into the deliveries' unique indexes, never a scan of the deliveries.
+    # Joined on the deliveries' (send, address) and (issue, address) indexes.
     real = _real_send_ids(issues)
     bounce_by_send = (
         sa.select(D.c.id, b_kind, not_machine, B.c.at, no_url)
@@ -239,7 +239,7 @@ def _per_delivery(ev, archive_prefix: str) -> sa.Select:
             _flag(ev.c.kind.in_(("bounce", "dropped"))).label("bounced"),
             _count(
                 sa.or_(
-                    ev.c.kind == "visit",
+                    sa.and_(ev.c.kind == "visit", human),
                     sa.and_(click, ev.c.url.startswith(archive_prefix, autoescape=True)),
                 )
             ).label("visits"),
