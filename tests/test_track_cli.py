@@ -51,6 +51,7 @@ def test_serve_records_events_and_keeps_them_all_on_sigterm(db_url, project):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode in (0, -signal.SIGTERM), err  # uvicorn re-raises the signal after a clean shutdown
     assert "Application shutdown complete" in err
+    assert "tracking stopped: 60 hits written" in err
     assert "Traceback" not in err
     assert count_events(db.get_engine(db_url), "open") == 60
 

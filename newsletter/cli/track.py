@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import typer
@@ -38,4 +39,13 @@ def register(app: typer.Typer) -> None:
             server_app = "newsletter.track.app:app_from_env"
         uvicorn.run(server_app, host=host, port=port, workers=workers, factory=workers > 1,
                     access_log=access_log, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
-                    log_level="info", timeout_graceful_shutdown=30)
+                    log_level="info", log_config=_log_config(), timeout_graceful_shutdown=30)
+
+
+def _log_config() -> dict:
+    """uvicorn's logging, plus the app's own lines (database retries, events written at shutdown)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["newsletter"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
