@@ -185,10 +185,12 @@ def test_json_is_what_the_report_holds(cfg, seeded_sqlite, project):
 
 
 def test_cli_prints_tables_and_one_line_errors(cfg, seeded_sqlite, project):
-    ok = subprocess.run(["newsletter", "report", "-c", str(project / "config.yaml")],
+    page = project / "out" / "report.html"
+    ok = subprocess.run(["newsletter", "report", "--html", str(page), "-c", str(project / "config.yaml")],
                         capture_output=True, text=True, cwd=project, env={**os.environ, "COLUMNS": "200"})
     assert ok.returncode == 0, ok.stderr
     assert "Key accounts with no human open" in ok.stdout and "rep-han" in ok.stdout
+    assert "가온레터 12호" in page.read_text(encoding="utf-8") and str(page) in ok.stderr
     bad = subprocess.run(["newsletter", "report", "1999-01", "-c", str(project / "config.yaml")],
                          capture_output=True, text=True, cwd=project)
     assert bad.returncode == 2
