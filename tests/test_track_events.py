@@ -191,3 +191,27 @@ def test_retrying_rides_out_transient_errors_and_gives_up_with_databasebusy():
     with pytest.raises(IntegrityError):
         ev.retrying(broken)
     assert len(calls) == 1
+
+
+def test_a_database_locked_too_long_gets_a_short_503_and_the_retry_succeeds(sqlite_url, tmp_path, monkeypatch):
+    from _track_helpers import SendGridKey
+
+    monkeypatch.setattr(ev, "BUSY_SECONDS", 0.3)
+    key = SendGridKey()
+    monkeypatch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEY", key.public_b64)
+    cfg = make_config(tmp_path)
+    (delivery,) = add_deliveries(db.get_engine(sqlite_url), ["kim@example.com"])
+    signer = Signer.for_config(cfg)
+    body = b'[{"event": "delivered", "email": "kim@example.com", "sg_event_id": "e1", "issue": "2026-11"}]'
+    unsubscribe = f"/u/{signer.recipient('u', delivery)}"
+    with live_server(cfg, impatient_engine(sqlite_url)) as base, client(base) as http:
+        with locked(sqlite_url):
+            for r in (http.post("/webhooks/sendgrid", content=body, headers=key.headers(body)),
+                      http.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})):
+                assert r.status_code == 503 and "retry" in r.text
+                assert "Traceback" not in r.text and len(r.text) < 200
+        assert http.post("/webhooks/sendgrid", content=body, headers=key.headers(body)).status_code == 200
+        assert http.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    check = db.get_engine(sqlite_url)
+    assert count_events(check, "delivered") == 1 and count_events(check, "unsubscribe") == 1
+    assert [s.address for s in suppressions(check)] == ["kim@example.com"]

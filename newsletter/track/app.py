@@ -300,7 +300,7 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
 
 
 async def _busy(request: Request, exc: ev.DatabaseBusy) -> Response:
-    return _text(503, "Service Unavailable: the database is busy, please retry.")
+    return _text(503, "Service Unavailable: the database is busy, please retry. / 잠시 후 다시 시도해 주세요.")
 
 
 async def _disconnect(request: Request, exc: ClientDisconnect) -> Response:

@@ -125,12 +125,17 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
-def retrying(fn: Callable[..., T], *args, deadline: float | None = 20.0, **kwargs) -> T:
+BUSY_SECONDS = 20.0  # how long a request waits for a busy database before it answers 503
+
+
+def retrying(fn: Callable[..., T], *args, deadline: float | None = None, forever: bool = False, **kwargs) -> T:
     """Call ``fn`` until it stops failing with a transient database error (locked, busy, reconnect).
 
-    Backoff doubles from 20 ms to 1 s with jitter. ``deadline=None`` retries for ever (the batch
-    writer: its events are still in memory, there is nobody to give them back to).
+    Backoff doubles from 20 ms to 1 s with jitter. Gives up with DatabaseBusy after ``deadline`` seconds
+    (default BUSY_SECONDS), or never with ``forever`` (the batch writer: its events are still in memory,
+    there is nobody to give them back to).
     """
+    limit = None if forever else (BUSY_SECONDS if deadline is None else deadline)
     start = time.monotonic()
     delay = 0.02
     while True:
@@ -139,9 +144,10 @@ def retrying(fn: Callable[..., T], *args, deadline: float | None = 20.0, **kwarg
         except Exception as exc:  # noqa: BLE001 - re-raised unless transient
             if not _transient(exc):
                 raise
-            if deadline is not None and time.monotonic() - start + delay > deadline:
-                raise DatabaseBusy(str(getattr(exc, "orig", exc)).splitlines()[0]) from exc
-            log.warning("database busy (%s); retrying in %.2fs", str(getattr(exc, "orig", exc)).splitlines()[0], delay)
+            reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+            if limit is not None and time.monotonic() - start + delay > limit:
+                raise DatabaseBusy(reason) from exc
+            log.warning("database busy (%s); retrying in %.2fs", reason, delay)
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 1.0)
 
@@ -440,13 +446,13 @@ class HitWriter:
     def _write(self, hits: list[Hit]) -> None:
         """One transaction for the batch; on a non-transient error, row by row so one bad hit loses only itself."""
         try:
-            written = retrying(self._commit, hits, deadline=None)
+            written = retrying(self._commit, hits, forever=True)
         except Exception:  # noqa: BLE001 - isolate the bad row below
             log.exception("batch of %d hits failed; writing them one by one", len(hits))
             written = 0
             for hit in hits:
                 try:
-                    written += retrying(self._commit, [hit], deadline=None)
+                    written += retrying(self._commit, [hit], forever=True)
                 except Exception:  # noqa: BLE001
                     log.exception("hit not recorded: %r", hit)
         self.stats.batches += 1
