@@ -151,6 +151,9 @@ class SmtpBackend(Backend):
                 await client.rset()
                 return
             client.protocol.write(body)
+            transport = client.protocol.transport
+            while transport is not None and transport.get_write_buffer_size():   # the body is in the kernel:
+                await asyncio.sleep(0.0005)                                      # a dead process still sends it
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
             raise _Retry(str(exc)) from None
 
