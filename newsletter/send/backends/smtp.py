@@ -154,6 +154,8 @@ class SmtpBackend(Backend):
             transport = client.protocol.transport
             while transport is not None and transport.get_write_buffer_size():   # the body is in the kernel:
                 await asyncio.sleep(0.0005)                                      # a dead process still sends it
+            if transport is None or transport.is_closing():
+                raise aiosmtplib.SMTPServerDisconnected("connection lost while sending the body")
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
             raise _Retry(str(exc)) from None
 
