@@ -115,15 +115,20 @@ def _insert_snapshot(conn, send_id: int, issue: str, now, rows: Sequence[dict]) 
     head = tuple((proc[c] or (lambda v: v))(v)
                  for c, v in zip(_SNAPSHOT_COLS, (send_id, issue, "pending", 0, now, now)))
     as_key = proc["key"] or bool
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
     q = dialect.identifier_preparer
-    sql = (f"INSERT INTO {q.format_table(deliveries)} ({', '.join(q.quote(c) for c in _SNAPSHOT_COLS)}) "
-           f"VALUES ({', '.join([mark] * len(_SNAPSHOT_COLS))})")
+    columns = f"{q.format_table(deliveries)} ({', '.join(q.quote(c) for c in _SNAPSHOT_COLS)})"
     payload = [
         head + (r["address"], r["name"] or "", r["company"] or "", r["tier"] or "regular", r["owner"] or "",
                 as_key(bool(r["key"])), r["variant"])
         for r in sorted(rows, key=lambda r: r["variant"])
     ]
+    if dialect.name == "postgresql":  # COPY: several times faster than even a pipelined executemany
+        with conn.connection.driver_connection.cursor() as cur, cur.copy(f"COPY {columns} FROM STDIN") as copy:
+            for row in payload:
+                copy.write_row(row)
+        return
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {columns} VALUES ({', '.join([mark] * len(_SNAPSHOT_COLS))})"
     for chunk in _chunks(payload):
         conn.exec_driver_sql(sql, chunk)
 
