@@ -6,8 +6,9 @@
 1. SendGrid: 100,000 recipients through the real backend (ledger snapshot, link rewriting, tokens,
    bodies of 1,000 personalizations, the real ``sendgrid`` client) into the local server in
    tests/_sendgrid_server.py, running in its own process. Goal: >= 20,000 recipients/s, <= 100 requests.
-   The server validates a sample of the bodies against the schema (every body costs it ~0.3 s to
-   validate — that is the fake server's cost, not the sender's); --validate-every 1 checks them all.
+   The server validates a sample of the bodies against the schema right after answering (a body
+   costs it ~0.3 s to validate — the fake server's cost, not the sender's); --validate-every 1 checks
+   them all (the tests validate every body before answering).
 2. SMTP into aiosmtpd (own process) at concurrency 1 and 8: messages/s. aiosmtpd itself tops out
    near a few hundred messages/s, so this measures the pair, not the sender alone.
 3. Ledger overhead per recipient: snapshot insert, batch claim + mark sent (SendGrid/outbox style),
