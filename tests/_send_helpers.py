@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import textwrap
 from pathlib import Path
 
 import yaml
@@ -103,7 +102,3 @@ URL = re.compile(r"https?://[^\s\"'<>]+")
 def urls(text: str) -> list[str]:
     """URLs as a reader sees them (a full stop after a URL ends the sentence, not the URL)."""
     return [u.rstrip(".,;:!?") for u in URL.findall(text)]
-
-
-def dedent(s: str) -> str:
-    return textwrap.dedent(s).lstrip()

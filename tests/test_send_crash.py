@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
 
-import pytest
 import sqlalchemy as sa
 
 from _send_helpers import ISSUE, audience, write_build, write_config, write_subscribers

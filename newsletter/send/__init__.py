@@ -1,4 +1,5 @@
-"""Sending: the ledger, per-recipient messages, and the outbox / SMTP / SendGrid backends (docs/sending.md)."""
+"""Sending: the ledger, per-recipient messages, the outbox / SMTP / SendGrid backends (docs/sending.md);
+and the monthly schedule with its database lock (schedule.py, lock.py; docs/schedule.md)."""
 
 from .runner import Plan, SendResult, execute, plan_send, send_issue
 

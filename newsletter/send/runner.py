@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from ..config import Config
 from ..db import deliveries, events, get_engine, sends
 from ..errors import UserError
+from ..render import PRIMARY, load_built
 from ..track.tokens import Signer
 from . import ledger as L
 from .backends.base import Job, get_backend
-from ..render import PRIMARY, load_built
 from .message import prepare
 
 RESEND_TARGETS = ("non-openers",)
