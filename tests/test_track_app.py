@@ -88,6 +88,17 @@ def test_a_click_is_recorded_and_redirects_to_the_signed_url(env):
     assert (row.delivery_id, row.url, row.address) == (ids[2], url, "park@example.com")
 
 
+def test_a_korean_link_redirects_percent_encoded_and_is_stored_as_written(env):
+    cfg, engine, ids, signer = env
+    url = "https://webzine.gaonfoods.example/2026-11/로스터리/?q=원두#맛"
+    with live_server(cfg, engine) as base, client(base) as http:
+        r = http.get(f"/c/{signer.recipient('r', ids[0])}~{signer.link(url)}")
+    assert r.status_code == 302
+    assert r.headers["location"] == ("https://webzine.gaonfoods.example/2026-11/%EB%A1%9C%EC%8A%A4%ED%84%B0%EB%A6%AC/"
+                                     "?q=%EC%9B%90%EB%91%90#%EB%A7%9B")
+    assert [e.url for e in events(engine, "click")] == [url]
+
+
 def test_forged_altered_or_malformed_click_tokens_get_404_never_a_redirect(env):
     cfg, engine, ids, signer = env
     r_token = signer.recipient("r", ids[0])
