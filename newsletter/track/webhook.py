@@ -99,7 +99,7 @@ class IngestResult:
     ignored: int = 0
     suppressed: list[str] = field(default_factory=list)  # addresses newly suppressed (complaints, unsubscribes)
     bounces: int = 0  # bounces handed to the bounce policy
-    bounced_out: list[str] = field(default_factory=list)  # addresses the bounce policy has suppressed
+    bounce_suppressed: list[str] = field(default_factory=list)  # addresses the bounce policy has suppressed
 
 
 def parse(body: bytes) -> list[dict]:
@@ -223,5 +223,5 @@ def ingest(engine: Engine, cfg, signer: Signer, items: list[dict]) -> IngestResu
         if row["kind"] == "bounce" and row["address"]:
             result.bounces += 1
             if _record_bounce(engine, cfg, row, item, delivery):
-                result.bounced_out.append(row["address"])
+                result.bounce_suppressed.append(row["address"])
     return result
