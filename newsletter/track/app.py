@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from .. import db
+from ..config import Config
 from . import events as ev
 from . import webhook
 from .tokens import Signer
@@ -46,7 +47,7 @@ REF = re.compile(r"^[\w.-]{1,64}$")  # a sales rep id such as "rep-kim": no spac
 class Tracker:
     """What the handlers share: config, database, token signer, batch writer, webhook verifier."""
 
-    cfg: object
+    cfg: Config
     engine: Engine
     signer: Signer
     writer: ev.HitWriter
@@ -208,6 +209,7 @@ async def unsubscribe(request: Request) -> Response:
 
 
 async def sendgrid_webhook(request: Request) -> Response:
+    """Check type, size and signature before parsing anything; then store the batch (see ``webhook``)."""
     tracker: Tracker = request.app.state.tracker
     if _media_type(request) != "application/json":
         return _text(415, "Unsupported Media Type: expected application/json.")
