@@ -30,6 +30,9 @@ def register(app: typer.Typer) -> None:
         cfg = common.config(config)
         get_engine(cfg)  # create the schema once, before workers start
         create_app(cfg)  # fail here, readably, on a missing secret or a bad webhook key
+        if not os.environ.get("NEWSLETTER_SECRET"):
+            common.err_console.print("warning: NEWSLETTER_SECRET is not set; using state/secret.key, so only links "
+                                     "signed on this machine will verify")
         common.err_console.print(
             f"serving tracking and archive on http://{host}:{port}/ (archive: {cfg.path(cfg.paths.build) / 'site'})")
         if workers == 1:
