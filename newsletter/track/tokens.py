@@ -85,8 +85,14 @@ class Signer:
 
     def _sig(self, purpose: str, body: str) -> str:
         mac = _purpose_mac(self.secret, purpose).copy()
-        mac.update(body.encode("ascii"))
+        mac.update(body.encode("utf-8"))
         return _b64(mac.digest()[:SIG_BYTES])
+
+    def _valid(self, purpose: str, body: str, sig: str) -> bool:
+        """Constant-time check; anything non-ASCII (never produced by us) is simply invalid."""
+        if not (body.isascii() and sig.isascii()):
+            return False
+        return hmac.compare_digest(sig, self._sig(purpose, body))
 
     # recipient tokens ---------------------------------------------------------------------------
     def recipient(self, purpose: str, delivery_id: int) -> str:
@@ -101,7 +107,7 @@ class Signer:
             p, body, sig = token.split(".")
         except ValueError:
             return None
-        if p != purpose or len(body) > 12 or not hmac.compare_digest(sig, self._sig(purpose, body)):
+        if p != purpose or len(body) > 12 or not self._valid(purpose, body, sig):
             return None
         try:
             return int.from_bytes(_unb64(body), "big")
@@ -118,7 +124,7 @@ class Signer:
             body, sig = token.split(".")
         except ValueError:
             return None
-        if not hmac.compare_digest(sig, self._sig("l", body)):
+        if not self._valid("l", body, sig):
             return None
         try:
             return _unb64(body).decode("utf-8")
