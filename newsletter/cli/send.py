@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from ..send.runner import SendResult, execute, plan_send
 from .common import ConfigOption, JsonOption, config, console, print_json, summary_table
 
 
@@ -61,6 +60,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Send an issue to the clean audience, exactly once each; run again to continue after a crash."""
+        from ..send.runner import SendResult, execute, plan_send
+
         cfg = config(config_path)
         name = backend or cfg.send.backend
         plan = plan_send(cfg, issue, test_address=test, resend_to=resend_to, progress=not as_json)

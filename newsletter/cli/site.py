@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from ..preview import Preview
 from .common import ConfigOption, config, console
 
 
@@ -17,6 +16,8 @@ def register(app: typer.Typer) -> None:
         config_path: str = ConfigOption,
     ) -> None:
         """Serve build/ (e-mails and web archive) and rebuild when content/, templates/ or config.yaml change."""
+        from ..preview import Preview
+
         cfg = config(config_path)
         server = Preview(cfg, host=host, port=port, interval=interval,
                          log=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
