@@ -253,6 +253,27 @@ def _send_for(engine, plan: Plan, backend_name: str, scheduled_for) -> int | Non
     return max(last) if last else None
 
 
+PAGE_ROWS = 10_000  # pending rows read per query: one SELECT per ten SendGrid requests, not one each
+
+
+def _batches(job: Job, variant: str, size: int):
+    """The pending rows of one variant in id order, in batches of ``size``, read a page at a time.
+
+    A cursor (not the state alone) moves the run forward, so rows a failed attempt put back to
+    ``pending`` wait for the next run instead of looping; a page read early is safe because every
+    claim re-checks ``state = 'pending'`` (``Ledger.sending``)."""
+    cursor, page_size = 0, max(size, PAGE_ROWS // size * size)
+    while not job.stop.is_set() and job.paused is None:
+        page = L.pending_batch(job.engine, job.send_id, variant, cursor, page_size)
+        if not page:
+            return
+        cursor = page[-1].id
+        for i in range(0, len(page), size):
+            if job.stop.is_set() or job.paused is not None:
+                return
+            yield page[i : i + size]
+
+
 def _push(job: Job, be, progress: bool) -> bool:
     """Every pending row through the backend, one variant and batch at a time. True if Ctrl-C came."""
     engine, send_id = job.engine, job.send_id
@@ -262,12 +283,7 @@ def _push(job: Job, be, progress: bool) -> bool:
         with _StopOnSigint(job.stop) as sigint, _progress(progress, total) as bar:
             task = bar.add_task("send", total=total)
             for variant in L.variants_pending(engine, send_id):
-                cursor = 0
-                while not job.stop.is_set() and job.paused is None:
-                    rows = L.pending_batch(engine, send_id, variant, cursor, be.batch_size)
-                    if not rows:
-                        break
-                    cursor = rows[-1].id
+                for rows in _batches(job, variant, be.batch_size):
                     be.send_batch(job, rows)
                     bar.advance(task, len(rows))
                 if job.stop.is_set() or job.paused:
