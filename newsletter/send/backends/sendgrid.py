@@ -175,8 +175,8 @@ class SendGridBackend(Backend):
         return {**self._base(job, rows[0].variant), "personalizations": [self._personalization(job, d) for d in rows]}
 
     # requests: one in flight while the next body is built ----------------------------------------
-    # The worker thread claims the rows, posts and records a 202 (its own ledger connection), so the
-    # ledger's writes overlap with the next body being built; everything else is recorded in flush.
+    # The worker thread claims the rows (its own ledger connection) and posts, so the claim overlaps
+    # with the next body being built; flush records the outcome as soon as the main thread is back.
     def send_batch(self, job: Job, rows: list[Delivery]) -> int:
         # built and serialized before the claim (a crash here leaves rows pending), so that between
         # the claim and SendGrid having the request there is only the write to the socket.
@@ -190,13 +190,11 @@ class SendGridBackend(Backend):
         return len(ids)
 
     def _attempt(self, ids: list[int], body: str):
-        """Worker thread: claim, post, and on 202 mark sent — each committed before the next step."""
+        """Worker thread: claim (committed), then post — nothing but the socket write in between."""
         self.recorder.sending(ids)
         # a str body with a non-bare JSON content type is sent as is (python_http_client)
-        response = self.sg.client.mail.send.post(request_body=body, timeout=self.opts.timeout,
-                                                 request_headers={"Content-Type": JSON_UTF8})
-        self.recorder.sent(ids, provider_id=(response.headers or {}).get("X-Message-Id"))
-        return response
+        return self.sg.client.mail.send.post(request_body=body, timeout=self.opts.timeout,
+                                             request_headers={"Content-Type": JSON_UTF8})
 
     def flush(self, job: Job) -> None:
         """Wait for the request in flight and record its outcome (retrying as the rules say)."""
@@ -237,7 +235,8 @@ class SendGridBackend(Backend):
                                  "marked unknown, not resent (docs/sending.md)")
                 return
             else:
-                return  # 202: recorded sent by _attempt
+                job.ledger.sent(ids, provider_id=(response.headers or {}).get("X-Message-Id"))
+                return
             future = self.pool.submit(self._attempt, ids, body)
 
     def close(self) -> None:
