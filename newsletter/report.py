@@ -11,7 +11,9 @@ Definitions (see docs/reports.md):
 * **opened** = deliveries with a *human* open or a click (a click proves the e-mail was read even when the
   images were blocked). Machine opens (Apple Mail Privacy Protection, image proxies: ``events.machine``)
   are reported on their own and never count as engagement.
-* **clicks** = click events (total) and **clickers** = deliveries with at least one click.
+* **clicks** = human click events (total) and **clickers** = deliveries with at least one. Machine clicks
+  (link scanners: ``events.machine`` on a click) are reported on their own as **machine clicks** and,
+  like machine opens, never count as engagement anywhere (opened, clicks, articles, companies, inactive).
 * **unsubscribed**, **complaints** = deliveries with such an event (complaints also from ``bounces``
   rows of kind ``complaint``, e.g. ARF reports).
 """
@@ -56,7 +58,8 @@ class Figures:
     delivered: int = 0
     opened: int = 0          # unique human opens (a click counts as an open)
     machine_opens: int = 0   # deliveries with a machine open (never engagement)
-    clicks: int = 0          # click events
+    clicks: int = 0          # human click events
+    machine_clicks: int = 0  # click events by link scanners (never engagement)
     clickers: int = 0        # deliveries with at least one click
     unsubscribed: int = 0
     complaints: int = 0
@@ -233,6 +236,7 @@ def _per_delivery(ev, archive_prefix: str) -> sa.Select:
             _flag(read).label("opened"),
             _flag(sa.and_(ev.c.kind == "open", ev.c.machine == sa.true())).label("machine_open"),
             _count(click).label("clicks"),
+            _count(sa.and_(ev.c.kind == "click", ev.c.machine == sa.true())).label("machine_clicks"),
             _flag(click).label("clicked"),
             _flag(ev.c.kind == "unsubscribe").label("unsubscribed"),
             _flag(ev.c.kind == "complaint").label("complained"),
@@ -252,7 +256,7 @@ def _per_delivery(ev, archive_prefix: str) -> sa.Select:
 def _flags_table(conn, issues, archive_prefix: str) -> sa.Table:
     """The per-delivery flags of these issues, computed once into a temporary table that every figure
     (totals, tiers, companies, inactive key accounts) then joins on its primary key."""
-    flag_cols = ("opened", "machine_open", "clicks", "clicked", "unsubscribed", "complained", "bounced", "visits")
+    flag_cols = ("opened", "machine_open", "clicks", "machine_clicks", "clicked", "unsubscribed", "complained", "bounced", "visits")
     table = sa.Table(
         f"report_flags_{uuid.uuid4().hex[:10]}",
         sa.MetaData(),
@@ -394,6 +398,7 @@ def _figures(conn, issue: str, per) -> tuple[Figures, dict[str, Figures], dict[s
             sa.func.sum(_z(per.c.opened)),
             sa.func.sum(_z(per.c.machine_open)),
             sa.func.sum(_z(per.c.clicks)),
+            sa.func.sum(_z(per.c.machine_clicks)),
             sa.func.sum(_z(per.c.clicked)),
             sa.func.sum(_z(per.c.unsubscribed)),
             sa.func.sum(_z(per.c.complained)),
@@ -405,11 +410,12 @@ def _figures(conn, issue: str, per) -> tuple[Figures, dict[str, Figures], dict[s
     overall = Figures()
     tiers: dict[str, Figures] = {}
     variants: dict[str, Figures] = {}
-    for tier, variant, recipients, n_sent, failed, n_bounced, opened, machine, clicks, clickers, unsub, compl in conn.execute(q):
+    for tier, variant, recipients, n_sent, failed, n_bounced, opened, machine, clicks, m_clicks, clickers, unsub, compl in conn.execute(q):
         f = Figures(
             recipients=int(recipients), sent=int(n_sent or 0), failed=int(failed or 0), bounced=int(n_bounced or 0),
             delivered=int(n_sent or 0) - int(n_bounced or 0), opened=int(opened or 0),
-            machine_opens=int(machine or 0), clicks=int(clicks or 0), clickers=int(clickers or 0),
+            machine_opens=int(machine or 0), clicks=int(clicks or 0), machine_clicks=int(m_clicks or 0),
+            clickers=int(clickers or 0),
             unsubscribed=int(unsub or 0), complaints=int(compl or 0),
         )
         overall.add(f)

@@ -41,6 +41,7 @@ class Person:
     owner: str
     reads: float      # chance of a human open per issue
     apple: bool       # Apple Mail Privacy Protection: a machine open on every delivery
+    scanned: bool = False  # behind a corporate link scanner: every link clicked on every delivery
 
 
 @dataclass
@@ -74,6 +75,7 @@ def make_seed(seed: int = 11, people: int = 160) -> Seed:
             owner=REPS[i % len(REPS)] if tier in ("key", "loyal") or rnd.random() < 0.5 else "",
             reads=rnd.choice((0.0, 0.0, 0.2, 0.5, 0.8)),
             apple=rnd.random() < 0.3,
+            scanned=i % 6 == 0,  # not drawn from rnd: the rest of the seed stays as it was
         ))
     started = {issue: dt.datetime(2026, 9 + n, 1, 1, 0, tzinfo=UTC) for n, issue in enumerate(ISSUES)}
     s = Seed(started)
@@ -143,8 +145,10 @@ def make_seed(seed: int = 11, people: int = 160) -> Seed:
                     else:
                         url = rnd.choice(("https://shop.gaonfoods.example/yuzu", "https://gaonfoods.example/contact"))
                     event("click", sent_at + dt.timedelta(hours=rnd.uniform(0.2, 24 * 12)), d, url=url)
-            if rnd.random() < 0.03:  # a link scanner following every link: not a reader
-                event("click", sent_at + dt.timedelta(seconds=2), d, url=urls[0], machine=True)
+            scanner = rnd.random() < 0.03
+            if scanner or person.scanned:  # a link scanner following every link: not a reader
+                for k, url in enumerate(urls):
+                    event("click", sent_at + dt.timedelta(seconds=2, milliseconds=150 * k), d, url=url, machine=True)
             if rnd.random() < 0.03:
                 event("unsubscribe", sent_at + dt.timedelta(days=1), d)
             if rnd.random() < 0.02:
@@ -230,6 +234,7 @@ def expected_figures(seed: Seed, issue: str, key=lambda d: "all") -> dict[str, d
         f["machine_opens"] += any(e["kind"] == "open" and e["machine"] for e in mine)
         clicks = [e for e in mine if e["kind"] == "click" and not e["machine"]]
         f["clicks"] += len(clicks)
+        f["machine_clicks"] += sum(1 for e in mine if e["kind"] == "click" and e["machine"])
         f["clickers"] += bool(clicks)
         f["unsubscribed"] += "unsubscribe" in kinds
         f["complaints"] += "complaint" in kinds

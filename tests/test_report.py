@@ -90,6 +90,24 @@ def test_machine_opens_are_never_engagement(cfg, seeded, db_url):
     assert n_after > n_before
 
 
+def test_machine_clicks_are_shown_apart_and_never_engagement(cfg, seeded, db_url):
+    """Scanner clicks are counted on their own; counted as people they would hide quiet key accounts."""
+    before = build_report(cfg, NEWEST)
+    scanner_clicks = [e for e in seeded.events if e["kind"] == "click" and e["machine"] and e["issue"] == NEWEST
+                      and e["delivery_id"] in {d["id"] for d in seeded.deliveries if d["send_id"] <= len(ISSUES)}]
+    assert before.overall.machine_clicks == len(scanner_clicks) > 0
+    quiet = {a.address for accs in before.inactive_key_accounts.values() for a in accs}
+    scanned_keys = {e["address"] for e in scanner_clicks} & quiet
+    assert scanned_keys  # key accounts behind a link scanner that never read: still on the sales list
+    with db.get_engine(db_url).begin() as conn:  # what the report would say if scanner clicks were people
+        conn.execute(db.events.update().where(db.events.c.kind == "click").values(machine=False))
+    after = build_report(cfg, NEWEST)
+    assert after.overall.machine_clicks == 0
+    assert after.overall.clicks == before.overall.clicks + before.overall.machine_clicks
+    assert after.overall.opened > before.overall.opened
+    assert not scanned_keys & {a.address for accs in after.inactive_key_accounts.values() for a in accs}
+
+
 def test_top_articles_and_other_links(cfg, seeded):
     r = build_report(cfg, NEWEST)
     expected = expected_article_clicks(seeded, NEWEST)

@@ -65,14 +65,17 @@ def _pct(n: int, of: int) -> str:
 
 def _print(r: report_stage.IssueReport) -> None:
     console.print(f"[bold]{r.title}[/bold]  ({r.issue}, sent {(r.sent_at or '')[:16].replace('T', ' ')} UTC)")
-    t = Table(title="Delivery and engagement (opened = human opens; machine opens never count)", title_justify="left")
-    for col in ("", "sent", "failed", "bounced", "delivered", "opened", "machine opens", "clicks", "clickers", "unsub", "complaints"):
+    t = Table(title="Delivery and engagement (opened, clicks = people; machine opens and clicks never count)",
+              title_justify="left")
+    for col in ("", "sent", "failed", "bounced", "delivered", "opened", "machine opens", "clicks", "clickers",
+                "machine clicks", "unsub", "complaints"):
         t.add_column(col, justify="left" if not col else "right")
     rows = [("all", r.overall)] + [(f"tier {k}", v) for k, v in r.tiers.items()] + [(f"variant {k}", v) for k, v in r.variants.items()]
     for i, (name, f) in enumerate(rows):
         t.add_row(
             name, f"{f.sent:,}", f"{f.failed:,}", f"{f.bounced:,}", f"{f.delivered:,}", _pct(f.opened, f.delivered),
-            f"{f.machine_opens:,}", f"{f.clicks:,}", _pct(f.clickers, f.delivered), f"{f.unsubscribed:,}",
+            f"{f.machine_opens:,}", f"{f.clicks:,}", _pct(f.clickers, f.delivered), f"{f.machine_clicks:,}",
+            f"{f.unsubscribed:,}",
             f"{f.complaints:,}", end_section=i == 0 or i == len(r.tiers),
         )
     console.print(t)

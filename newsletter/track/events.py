@@ -36,27 +36,45 @@ T = TypeVar("T")
 
 HIT_KINDS = ("open", "click", "visit")
 
-# --- machine-open classification -------------------------------------------------------------------
+# --- machine-open and machine-click classification -------------------------------------------------
 
 # Apple Mail Privacy Protection fetches every image through Apple's proxies soon after delivery, with
 # the bare user agent "Mozilla/5.0", from Apple's 17.0.0.0/8.
 APPLE_NETWORKS = (ipaddress.ip_network("17.0.0.0/8"),)
 APPLE_MPP_UA = "Mozilla/5.0"
 
-# Image proxies and scanners that fetch on their own, not because a reader opened the mail; matched as
-# lowercase substrings (a tuple of `in` tests is ~20x faster than one big case-insensitive regex).
+# Mail security gateways that fetch (images and links) on the recipient's behalf, by the outbound
+# ranges their vendors publish in SPF: Microsoft Exchange Online Protection (spf.protection.outlook.com,
+# where Defender for Office 365 runs) and Barracuda Email Security (spf.ess.barracudanetworks.com).
+# Deliberately short: Safe Links detonation, Proofpoint and Mimecast also fetch from general cloud
+# addresses that real readers share, so most scanners are caught by user agent, timing and bursts.
+SCANNER_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17",  # Microsoft EOP / Defender
+    "64.235.144.0/20", "209.222.80.0/21",  # Barracuda Email Security Service
+))
+
+# Image proxies and scanners that fetch on their own, not because a reader opened the mail or clicked;
+# matched as lowercase substrings (a tuple of `in` tests is ~20x faster than one big case-insensitive regex).
 # Gmail's GoogleImageProxy is *not* here: Gmail fetches through it when the reader opens the mail, so
-# it is a human open unless it comes within the prefetch window after delivery.
+# it is a human open unless it comes within the prefetch window after delivery. Naver Mail's and
+# Daum/Kakao Mail's image proxies are not here either: no published user agent for them was found.
 PREFETCH_UA = (
     "yahoomailproxy",  # Yahoo / AOL prefetch images on delivery
-    "barracuda", "mimecast", "proofpoint", "symantec", "messagelabs", "ironport", "trendmicro", "trend micro",
-    "sophos", "forcepoint", "fireeye", "microsoft-office-scanner", "safelinks", "google-safety",  # scanners
+    "barracuda", "mimecast", "proofpoint", "urldefense", "symantec", "messagelabs", "ironport", "cisco",
+    "trendmicro", "trend micro", "sophos", "forcepoint", "fireeye", "microsoft-office-scanner", "safelinks",
+    "google-safety", "urlscan", "checkpoint", "fortiguard",  # mail security scanners (links and images)
     "crawler", "spider", "python-requests", "python-httpx", "curl/", "wget/", "go-http-client", "okhttp",
+    "headlesschrome", "phantomjs",
 )
 BOT_WORD = re.compile(r"bot\b")  # a word ending in "bot" ("Googlebot/2.1", "MJ12bot"), not "Bottle" or "robotics"
 
-# Opens this soon after the message left us are scanners and prefetchers, not readers.
+# Opens and clicks this soon after the message left us are scanners and prefetchers, not readers.
 PREFETCH_WINDOW = dt.timedelta(seconds=10)
+
+# A delivery clicking this many distinct links within BURST_WINDOW is a scanner following every link
+# (a reader opens one article, reads, comes back): see ClickBursts.
+BURST_WINDOW = dt.timedelta(seconds=2)
+BURST_LINKS = 3
 
 # Link-preview fetchers: a rep pasting a link into KakaoTalk or Slack makes them fetch the page.
 PREVIEW_BOT_UA = (
@@ -79,23 +97,25 @@ def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 @lru_cache(maxsize=65536)
-def _in_apple_network(ip: str) -> bool:
+def _network(ip: str) -> str | None:
+    """"apple" or "scanner" when the address is in one of those networks, else None."""
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
-        return False
+        return None
     if addr.version == 6 and addr.ipv4_mapped:
         addr = addr.ipv4_mapped
-    return any(addr in net for net in APPLE_NETWORKS)
+    if any(addr in net for net in APPLE_NETWORKS):
+        return "apple"
+    if any(addr in net for net in SCANNER_NETWORKS):
+        return "scanner"
+    return None
 
 
-def classify_open(user_agent: str, ip: str, at: dt.datetime, sent_at: dt.datetime | None) -> str | None:
-    """Why an open is a machine's (a short reason kept in ``events.detail``), or None for a human open."""
-    ua = (user_agent or "").strip()
-    if ua == APPLE_MPP_UA:
-        return "apple-mpp-user-agent"
-    if _in_apple_network(ip):
-        return "apple-proxy-address"
+def _classify_fetch(ua: str, ip: str, at: dt.datetime, sent_at: dt.datetime | None) -> str | None:
+    """The signals opens and clicks share: scanner address, no or machine user agent, right after delivery."""
+    if _network(ip) == "scanner":
+        return "scanner-address"
     if not ua:
         return "no-user-agent"
     if _machine_ua(ua, PREFETCH_UA):
@@ -104,6 +124,21 @@ def classify_open(user_agent: str, ip: str, at: dt.datetime, sent_at: dt.datetim
     if sent_at is not None and dt.timedelta(0) <= at - sent_at <= PREFETCH_WINDOW:
         return "right-after-delivery"
     return None
+
+
+def classify_open(user_agent: str, ip: str, at: dt.datetime, sent_at: dt.datetime | None) -> str | None:
+    """Why an open is a machine's (a short reason kept in ``events.detail``), or None for a human open."""
+    ua = (user_agent or "").strip()
+    if ua == APPLE_MPP_UA:
+        return "apple-mpp-user-agent"
+    if _network(ip) == "apple":
+        return "apple-proxy-address"
+    return _classify_fetch(ua, ip, at, sent_at)
+
+
+def classify_click(user_agent: str, ip: str, at: dt.datetime, sent_at: dt.datetime | None) -> str | None:
+    """Why a click is a link scanner's, or None for a person; bursts are found by :class:`ClickBursts`."""
+    return _classify_fetch((user_agent or "").strip(), ip, at, sent_at)
 
 
 def classify_visit(user_agent: str) -> str | None:
@@ -241,13 +276,41 @@ def visit_hit(path: str, rep: str, issue: str | None, ip: str, user_agent: str, 
     return Hit("visit", at or db.utcnow(), ip, user_agent, url=path, rep=rep, issue=issue)
 
 
+class ClickBursts:
+    """Recent clicks per delivery, kept by the one writer thread, to spot a scanner following every link.
+
+    A click is part of a burst when its delivery clicked BURST_LINKS distinct links within BURST_WINDOW
+    of it. The clicks before the one that revealed the burst may already be stored as human;
+    :func:`record_hits` marks them machine in the same transaction (one UPDATE per delivery and batch,
+    so a retried batch marks them again). Best effort: the window lives in this process's memory, so
+    with ``--workers N`` a burst split across workers, or across a restart, is missed (user agent and
+    timing still catch most scanners).
+    """
+
+    def __init__(self, size: int = 100_000):
+        self.size = size
+        self._recent: OrderedDict[int, list[tuple[dt.datetime, str]]] = OrderedDict()
+
+    def add(self, delivery_id: int, at: dt.datetime, url: str) -> dt.datetime | None:
+        """Note a click; when it is part of a burst, the time of the burst's first click, else None."""
+        clicks = [(t, u) for t, u in self._recent.pop(delivery_id, []) if abs(at - t) <= BURST_WINDOW]
+        clicks.append((at, url))
+        self._recent[delivery_id] = clicks
+        while len(self._recent) > self.size:
+            self._recent.popitem(last=False)
+        if len({u for _, u in clicks}) >= BURST_LINKS:
+            return min(t for t, _ in clicks)
+        return None
+
+
 def _open_row(hit: Hit, delivery: Delivery) -> dict:
     reason = classify_open(hit.user_agent, hit.ip, hit.at, delivery.sent_at)
     return {"machine": reason is not None, "detail": reason}
 
 
 def _click_row(hit: Hit, delivery: Delivery) -> dict:
-    return {"url": hit.url}
+    reason = classify_click(hit.user_agent, hit.ip, hit.at, delivery.sent_at)
+    return {"machine": reason is not None, "detail": reason, "url": hit.url}
 
 
 def _visit_row(hit: Hit, delivery: Delivery | None) -> dict:
@@ -258,9 +321,11 @@ def _visit_row(hit: Hit, delivery: Delivery | None) -> dict:
 _ROW = {"open": _open_row, "click": _click_row, "visit": _visit_row}
 
 
-def _hit_rows(conn: Connection, hits: list[Hit], cache: DeliveryCache) -> list[dict]:
+def _hit_rows(conn: Connection, hits: list[Hit], cache: DeliveryCache,
+              bursts: ClickBursts) -> tuple[list[dict], dict[int, dt.datetime]]:
+    """The event rows, and the bursts found: delivery id -> when its burst began (earlier clicks to mark)."""
     deliveries = cache.get_many(conn, {h.delivery_id for h in hits if h.delivery_id is not None})
-    rows = []
+    rows, began = [], {}
     for hit in hits:
         delivery = deliveries.get(hit.delivery_id) if hit.delivery_id is not None else None
         if hit.delivery_id is not None and delivery is None:
@@ -272,14 +337,31 @@ def _hit_rows(conn: Connection, hits: list[Hit], cache: DeliveryCache) -> list[d
             "issue": delivery.issue if delivery else None, "address": delivery.address if delivery else None,
         }
         row.update(_ROW[hit.kind](hit, delivery))
+        if hit.kind == "click":
+            start = bursts.add(hit.delivery_id, hit.at, hit.url)
+            if start is not None:
+                if not row["machine"]:
+                    row.update(machine=True, detail="click-burst")
+                began[hit.delivery_id] = min(start, began.get(hit.delivery_id, start))
         rows.append(row)
-    return rows
+    return rows, began
 
 
-def record_hits(bind: Engine | Connection, hits: list[Hit], cache: DeliveryCache | None = None) -> int:
+def _mark_bursts(conn: Connection, began: dict[int, dt.datetime]) -> None:
+    """The clicks stored as human before their burst was recognised become machine clicks too."""
+    e = db.events.c
+    for delivery_id, start in began.items():
+        conn.execute(db.events.update()
+                     .where(e.delivery_id == delivery_id, e.kind == "click", e.at >= start, e.machine.is_(False))
+                     .values(machine=True, detail="click-burst"))
+
+
+def record_hits(bind: Engine | Connection, hits: list[Hit], cache: DeliveryCache | None = None,
+                bursts: ClickBursts | None = None) -> int:
     """Write opens, clicks and visits in one transaction; returns how many rows were written.
 
-    ``bind`` is an engine, or a connection kept open by a caller that writes often. Hits naming a
+    ``bind`` is an engine, or a connection kept open by a caller that writes often; ``bursts`` the
+    caller's recent-clicks window (the batch writer keeps one for the life of the app). Hits naming a
     delivery that is not in the ledger (a valid token from a wiped database) are logged and skipped:
     there is no address to attribute them to.
     """
@@ -288,9 +370,10 @@ def record_hits(bind: Engine | Connection, hits: list[Hit], cache: DeliveryCache
     cache = cache or DeliveryCache(0)
     with bind.begin() as tx:
         conn = tx if isinstance(bind, Engine) else bind
-        rows = _hit_rows(conn, hits, cache)
+        rows, began = _hit_rows(conn, hits, cache, bursts or ClickBursts())
         if rows:
             _insert_events(conn, rows)
+        _mark_bursts(conn, began)
     return len(rows)
 
 
@@ -397,6 +480,7 @@ class HitWriter:
     def __post_init__(self):
         self._queue: asyncio.Queue[Hit | None] = asyncio.Queue(maxsize=self.max_queue)
         self._cache = DeliveryCache()
+        self._bursts = ClickBursts()
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._conn: Connection | None = None  # the writer thread's own connection, kept between batches
@@ -430,7 +514,7 @@ class HitWriter:
         if self._conn is None:
             self._conn = self.engine.connect()
         try:
-            return record_hits(self._conn, hits, self._cache)
+            return record_hits(self._conn, hits, self._cache, self._bursts)
         except Exception:
             self._disconnect()  # a fresh connection for the retry: this one may be broken
             raise
