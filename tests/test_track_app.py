@@ -88,6 +88,41 @@ def test_a_click_is_recorded_and_redirects_to_the_signed_url(env):
     assert (row.delivery_id, row.url, row.address) == (ids[2], url, "park@example.com")
 
 
+def test_scanner_clicks_still_redirect_are_stored_as_machine_and_never_count_in_the_report(env):
+    """A B2B send: one reader clicks, one mailbox's link scanner follows every link, one gateway's UA is known."""
+    from newsletter.report import build_report
+
+    cfg, engine, ids, signer = env
+    reader, burst, gateway = ids
+    base_url = cfg.site.base_url.rstrip("/")
+    links = [f"{base_url}/2026-11/{slug}/" for slug in ("roastery", "latte", "bakery")]
+    clicks = [  # (delivery, link, user agent), in the order they arrive
+        (reader, links[0], CHROME), (reader, links[0], CHROME),                   # a reader, twice the same link
+        (gateway, links[1], "Mozilla/5.0 (compatible; Proofpoint URL Defense)"),
+        (burst, links[0], CHROME), (burst, links[1], CHROME), (burst, links[2], CHROME),  # every link at once
+        (reader, links[1], CHROME),                                                # another article: 2 links, no burst
+    ]
+    with live_server(cfg, engine) as base, client(base) as http:
+        for delivery, link, ua in clicks:
+            r = http.get(f"/c/{signer.recipient('r', delivery)}~{signer.link(link)}", headers={"User-Agent": ua})
+            assert (r.status_code, r.headers["location"]) == (302, link)  # the person behind a scanner sees nothing
+    rows = events(engine, "click")
+    assert len(rows) == len(clicks)
+    machine = {(r.delivery_id, r.url): r.detail for r in rows if r.machine}
+    assert machine == {(gateway, links[1]): "prefetch-user-agent", **{(burst, u): "click-burst" for u in links}}
+
+    with engine.begin() as conn:  # all three are key accounts of one rep
+        conn.execute(db.deliveries.update().where(db.deliveries.c.id.in_(ids)).values(key=True, owner="rep-kim"))
+    report = build_report(cfg, "2026-11", engine=engine, last=1, articles=[(u.split("/")[-2], u) for u in links])
+    human = [link for delivery, link, _ in clicks if delivery == reader]
+    o = report.overall
+    assert (o.clicks, o.clickers, o.opened, o.machine_clicks) == (len(human), 1, 1, len(clicks) - len(human))
+    assert {a.url: a.clicks for a in report.top_articles} == {u: human.count(u) for u in links}
+    assert report.as_dict()["overall"]["machine_clicks"] == len(clicks) - len(human)
+    quiet = {a.address for a in report.inactive_key_accounts["rep-kim"]}
+    assert quiet == {"lee@example.co.kr", "park@example.com"}  # scanner clicks do not hide them from the rep
+
+
 def test_a_korean_link_redirects_percent_encoded_and_is_stored_as_written(env):
     cfg, engine, ids, signer = env
     url = "https://webzine.gaonfoods.example/2026-11/로스터리/?q=원두#맛"

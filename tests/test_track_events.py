@@ -58,6 +58,53 @@ def test_classify_visit(ua, machine):
     assert (ev.classify_visit(ua) is not None) == machine
 
 
+@pytest.mark.parametrize("ua, ip, sent_at, expected", [
+    (IPHONE, "211.234.10.5", LONG_AGO, None),                                    # a reader tapping a link
+    ("Mozilla/5.0", "211.234.10.5", LONG_AGO, None),                             # MPP's user agent: opens only
+    (IPHONE, "17.253.4.1", LONG_AGO, None),                                      # Apple's network: opens only
+    (IPHONE, "40.107.22.9", LONG_AGO, "scanner-address"),                        # Microsoft EOP / Defender
+    (IPHONE, "::ffff:64.235.150.1", LONG_AGO, "scanner-address"),                # Barracuda ESS
+    ("Mozilla/5.0 (compatible; Proofpoint URL Defense)", "8.8.8.8", LONG_AGO, "prefetch-user-agent"),
+    ("Mimecast-URL-Protect/1.0", "8.8.8.8", LONG_AGO, "prefetch-user-agent"),
+    ("Cisco IronPort", "8.8.8.8", LONG_AGO, "prefetch-user-agent"),
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0", "8.8.8.8", LONG_AGO, "prefetch-user-agent"),
+    ("", "8.8.8.8", LONG_AGO, "no-user-agent"),
+    (IPHONE, "211.234.10.5", NOW - dt.timedelta(seconds=4), "right-after-delivery"),
+])
+def test_classify_click(ua, ip, sent_at, expected):
+    assert ev.classify_click(ua, ip, NOW, sent_at) == expected
+
+
+def test_click_bursts_need_several_distinct_links_close_together():
+    bursts = ev.ClickBursts()
+    at = lambda s: NOW + dt.timedelta(seconds=s)  # noqa: E731
+    # a reader: the same link twice, then another one, then a third after a pause
+    assert [bursts.add(1, at(0), "a"), bursts.add(1, at(0.5), "a"), bursts.add(1, at(1), "b"),
+            bursts.add(1, at(3.5), "c")] == [None, None, None, None]
+    # a scanner: three distinct links within two seconds; the burst began at its first click
+    assert [bursts.add(2, at(0), "a"), bursts.add(2, at(0.3), "b"), bursts.add(2, at(0.6), "c"),
+            bursts.add(2, at(0.9), "d")] == [None, None, at(0), at(0)]
+    assert bursts.add(3, at(0.4), "a") is None  # per delivery
+
+
+def test_a_burst_marks_the_clicks_before_it_even_from_earlier_batches(db_url):
+    engine = db.get_engine(db_url)
+    scanned, reader = add_deliveries(engine, ["kim@example.com", "lee@example.co.kr"])
+    bursts = ev.ClickBursts()
+    t0 = db.utcnow()
+    click = lambda d, s, url: ev.click_hit(d, url, "8.8.8.8", IPHONE, at=t0 + dt.timedelta(seconds=s))  # noqa: E731
+    ev.record_hits(engine, [click(scanned, 0, "https://x.example/a"), click(reader, 0, "https://x.example/a")],
+                   bursts=bursts)
+    ev.record_hits(engine, [click(scanned, 0.4, "https://x.example/b")], bursts=bursts)
+    assert not any(r.machine for r in events(engine, "click"))  # two links: not yet a burst
+    ev.record_hits(engine, [click(scanned, 0.8, "https://x.example/c"), click(reader, 5, "https://x.example/b")],
+                   bursts=bursts)
+    rows = events(engine, "click")
+    assert [(r.delivery_id, r.machine, r.detail) for r in rows] == [
+        (scanned, True, "click-burst"), (reader, False, None), (scanned, True, "click-burst"),
+        (scanned, True, "click-burst"), (reader, False, None)]
+
+
 def test_unsubscribe_and_suppress_are_idempotent(db_url):
     engine = db.get_engine(db_url)
     (a,) = add_deliveries(engine, ["kim@example.com"], issue="2026-11")
