@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -102,3 +105,9 @@ URL = re.compile(r"https?://[^\s\"'<>]+")
 def urls(text: str) -> list[str]:
     """URLs as a reader sees them (a full stop after a URL ends the sentence, not the URL)."""
     return [u.rstrip(".,;:!?") for u in URL.findall(text)]
+
+
+def cli(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """``newsletter ARGS`` in a real process in ``root`` (wide terminal: one line stays one line)."""
+    return subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=root, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "200"})

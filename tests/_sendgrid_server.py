@@ -41,7 +41,8 @@ class State:
         self.bodies: list[dict] = []
         self.invalid: list[str] = []
         self.batches: list[str] = []
-        self.cancelled: list[str] = []
+        self.cancelled: list[str] = []   # batch ids cancelled through /v3/user/scheduled_sends
+        self.scheduled_sends: list[dict] = []   # every accepted scheduled_sends body
         self.keep_bodies = True
 
     def answer(self) -> tuple:
@@ -82,9 +83,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.batches.append(batch_id)
             return self._reply(201, {"batch_id": batch_id})
         if self.path == "/v3/user/scheduled_sends":
-            with st.lock:
-                st.cancelled.append(json.loads(raw)["batch_id"])
-            return self._reply(201, json.loads(raw))
+            return self._scheduled_send(raw)
         if self.path != "/v3/mail/send":
             return self._reply(404, {"errors": [{"message": "not found"}]})
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
@@ -127,6 +126,25 @@ class Handler(BaseHTTPRequestHandler):
             if next(st.validator.iter_errors(body), None) is not None:
                 with st.lock:
                     st.invalid.append("invalid body")
+
+
+    def _scheduled_send(self, raw: bytes):
+        """POST /v3/user/scheduled_sends as SendGrid documents it: ``{"batch_id", "status": "cancel" | "pause"}``
+        for a batch id that /v3/mail/batch issued; 201 echoes the body."""
+        st = self.state
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self._reply(400, {"errors": [{"message": "invalid JSON"}]})
+        if not isinstance(body, dict) or set(body) != {"batch_id", "status"} or body["status"] not in ("cancel", "pause"):
+            return self._reply(400, {"errors": [{"field": "status", "message": "expected {batch_id, status: cancel|pause}"}]})
+        with st.lock:
+            if body["batch_id"] not in st.batches:
+                return self._reply(400, {"errors": [{"field": "batch_id", "message": "invalid batch id"}]})
+            st.scheduled_sends.append(body)
+            if body["status"] == "cancel":
+                st.cancelled.append(body["batch_id"])
+        return self._reply(201, body)
 
 
 class Server:

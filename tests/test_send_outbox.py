@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import email
 import html
-import subprocess
-import sys
 from email import policy
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from _send_helpers import ARTICLE, ISSUE, audience, project, urls, write_config, write_subscribers, write_build
+from _send_helpers import ARTICLE, ISSUE, audience, cli, project, urls, write_build, write_config, write_subscribers
 from newsletter.db import deliveries, events, get_engine, sends
 from newsletter.errors import UserError
 from newsletter.lists import Recipient
@@ -192,26 +190,21 @@ def test_unknown_resend_target_and_missing_build_are_user_errors(tmp_path, sqlit
         plan_send(cfg, "2099-01", audience=[], attention=[])
 
 
-def _cli(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=root, capture_output=True, text=True,
-                          timeout=120)
-
-
 def test_cli_shows_the_audience_then_sends(tmp_path, sqlite_url):
     write_build(tmp_path)
     write_config(tmp_path)
     write_subscribers(tmp_path, audience(8))
-    dry = _cli(tmp_path, "send", ISSUE, "--dry-run")
+    dry = cli(tmp_path, "send", ISSUE, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "key-loyal" in dry.stdout and "prospect" in dry.stdout and "8 recipients" in dry.stdout
     assert not (tmp_path / "outbox").exists()
-    sent = _cli(tmp_path, "send", ISSUE, "--json")
+    sent = cli(tmp_path, "send", ISSUE, "--json")
     assert sent.returncode == 0, sent.stderr
     import json
 
     data = json.loads(sent.stdout)
     assert data["done"] and data["counts"]["sent"] == 8 and data["sent_now"] == 8
     assert len(list((tmp_path / "outbox" / ISSUE).glob("*.eml"))) == 8
-    missing = _cli(tmp_path, "send", "2099-01")
+    missing = cli(tmp_path, "send", "2099-01")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "newsletter build 2099-01" in missing.stderr

@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import html
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
-from _send_helpers import ISSUE, audience, project
+from _send_helpers import ISSUE, audience, cli, project
 from _sendgrid_server import API_KEY, Server
 from newsletter.db import deliveries, get_engine, sends
 from newsletter.errors import UserError
@@ -135,12 +136,55 @@ def test_scheduled_send_carries_send_at_and_a_cancellable_batch(tmp_path, db_url
     assert {b["send_at"] for b in sg.bodies} == {int(when.timestamp())}
     assert {b["batch_id"] for b in sg.bodies} == set(sg.batches)
     engine = get_engine(db_url)
-    assert cancel_scheduled(cfg, engine, ISSUE) == sg.batches[0] and sg.cancelled == sg.batches
+    done = cancel_scheduled(cfg, engine, ISSUE)
+    assert (done.batch_id, done.send_id, done.recipients, done.scheduled_for) == (sg.batches[0], result.send_id, 4, when)
+    assert sg.scheduled_sends == [{"batch_id": sg.batches[0], "status": "cancel"}]
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sends.c.status)) == "cancelled"
         assert set(conn.scalars(sa.select(deliveries.c.state))) == {"cancelled"}
     again = send(cfg, audience(4))          # after a cancel the audience can be sent to afresh
     assert again.done and again.sent_now == 4 and "send_at" not in sg.bodies[-1]
+
+
+def test_cli_cancel_stops_the_scheduled_send_at_sendgrid(tmp_path, db_url, sg):
+    cfg = sg_project(tmp_path)
+    nothing = cli(tmp_path, "send", ISSUE, "--cancel")
+    assert nothing.returncode == 2 and "Traceback" not in nothing.stderr
+    assert nothing.stderr.strip().splitlines() == [nothing.stderr.strip()] and "nothing to cancel" in nothing.stderr
+    when = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0) + dt.timedelta(hours=5)
+    first = send(cfg, audience(4), scheduled_for=when)
+    assert first.done and len(sg.batches) == 1 and sg.total == 4
+
+    out = cli(tmp_path, "send", ISSUE, "--cancel")
+    assert out.returncode == 0, out.stderr
+    assert sg.scheduled_sends == [{"batch_id": sg.batches[0], "status": "cancel"}]
+    assert f"cancelled send {first.send_id} of {ISSUE}" in out.stdout and sg.batches[0] in out.stdout
+    seoul = when.astimezone(ZoneInfo("Asia/Seoul"))
+    assert f"scheduled for {seoul:%Y-%m-%d} (" in out.stdout and f"{seoul:%H:%M} KST" in out.stdout
+    assert "4 recipients now cancelled" in out.stdout
+    assert {r.state for r in ledger(db_url).values()} == {"cancelled"}
+    with get_engine(db_url).connect() as conn:
+        assert conn.scalar(sa.select(sends.c.status).where(sends.c.id == first.send_id)) == "cancelled"
+
+    twice = cli(tmp_path, "send", ISSUE, "--cancel")
+    assert twice.returncode == 2 and "nothing to cancel" in twice.stderr and len(sg.scheduled_sends) == 1
+
+
+def test_cancel_refused_by_sendgrid_or_too_late_changes_nothing(tmp_path, db_url, sg):
+    cfg = sg_project(tmp_path)
+    when = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=5)
+    first = send(cfg, audience(2), scheduled_for=when)
+    engine = get_engine(db_url)
+    with engine.begin() as conn:   # a batch id SendGrid does not know: it answers 400
+        conn.execute(sends.update().where(sends.c.id == first.send_id).values(batch_id="not-a-batch"))
+    out = cli(tmp_path, "send", ISSUE, "--cancel", "--json")
+    assert out.returncode == 2 and "SendGrid did not cancel batch not-a-batch: 400 batch_id: invalid batch id" in out.stderr
+    assert sg.scheduled_sends == [] and {r.state for r in ledger(db_url).values()} == {"sent"}
+    from newsletter.send.backends.sendgrid import cancel_scheduled
+
+    with pytest.raises(UserError, match="went out at"):
+        cancel_scheduled(cfg, engine, ISSUE, now=when + dt.timedelta(minutes=1))
+    assert {r.state for r in ledger(db_url).values()} == {"sent"}
 
 
 def test_far_schedule_sends_without_send_at(tmp_path, sqlite_url, sg):

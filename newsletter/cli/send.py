@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ..errors import UserError
 from .common import ConfigOption, JsonOption, config, console, print_json, summary_table
 
 
@@ -47,6 +48,21 @@ def _show_result(r: SendResult) -> None:
         console.print(f"{r.counts['pending']} still pending — run the same command again to continue")
 
 
+def _cancel(cfg, issue: str, as_json: bool) -> None:
+    """``--cancel``: SendGrid discards the scheduled send at its send_at; the ledger rows become cancelled."""
+    from ..db import get_engine
+    from ..send.backends.sendgrid import cancel_scheduled
+    from ..send.schedule import fmt_local, zone
+
+    done = cancel_scheduled(cfg, get_engine(cfg), issue)
+    if as_json:
+        print_json(done.as_dict())
+        return
+    when = f", scheduled for {fmt_local(done.scheduled_for.astimezone(zone(cfg)))}" if done.scheduled_for else ""
+    console.print(f"cancelled send {done.send_id} of [bold]{issue}[/] (SendGrid batch {done.batch_id}{when}): "
+                  f"{done.recipients} recipients now [magenta]cancelled[/]; `newsletter send {issue}` sends afresh")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def send(
@@ -56,6 +72,7 @@ def register(app: typer.Typer) -> None:
         test: str = typer.Option(None, "--test", metavar="ADDR", help="Send one [TEST] copy to ADDR (not the real send)."),
         resend_to: str = typer.Option(None, "--resend-to", help="non-openers: a second copy to those with no human open."),
         retry_unknown: bool = typer.Option(False, "--retry-unknown", help="Resend rows whose outcome was unknown (may duplicate)."),
+        cancel: bool = typer.Option(False, "--cancel", help="Cancel the issue's send scheduled at SendGrid (send_at) before it leaves."),
         config_path: str = ConfigOption,
         as_json: bool = JsonOption,
     ) -> None:
@@ -63,6 +80,10 @@ def register(app: typer.Typer) -> None:
         from ..send.runner import SendResult, execute, plan_send
 
         cfg = config(config_path)
+        if cancel:
+            if dry_run or test or resend_to or retry_unknown:
+                raise UserError("--cancel goes alone (with --config / --json)")
+            return _cancel(cfg, issue, as_json)
         name = backend or cfg.send.backend
         plan = plan_send(cfg, issue, test_address=test, resend_to=resend_to, progress=not as_json)
         if not as_json:

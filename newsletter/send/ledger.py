@@ -172,13 +172,14 @@ def set_send(engine: Engine, send_id: int, **values) -> None:
         conn.execute(sends.update().where(sends.c.id == send_id).values(**values))
 
 
-def cancel(engine: Engine, send_id: int, note: str) -> None:
-    """A cancelled send: its rows say so, and its audience counts as never having had the issue."""
+def cancel(engine: Engine, send_id: int, note: str) -> int:
+    """A cancelled send: its rows say so, and its audience counts as never having had the issue.
+    Returns how many rows were cancelled."""
     with engine.begin() as conn:
         conn.execute(sends.update().where(sends.c.id == send_id).values(status="cancelled", note=note,
                                                                         finished_at=utcnow()))
-        conn.execute(deliveries.update().where(deliveries.c.send_id == send_id)
-                     .values(state="cancelled", updated_at=utcnow()))
+        return conn.execute(deliveries.update().where(deliveries.c.send_id == send_id)
+                            .values(state="cancelled", updated_at=utcnow())).rowcount
 
 
 def finish_send(engine: Engine, send_id: int) -> None:

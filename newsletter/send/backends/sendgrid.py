@@ -24,6 +24,7 @@ import random
 import time
 import urllib.error
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import orjson
 from python_http_client import exceptions as hx
@@ -257,20 +258,50 @@ class SendGridBackend(Backend):
         return self._sleep(job, min(delay, 300.0))
 
 
-def cancel_scheduled(cfg, engine, issue: str) -> str | None:
-    """Cancel a send scheduled with ``send_at`` (SendGrid holds it until then); returns its batch id."""
+@dataclass
+class Cancelled:
+    """A scheduled send that SendGrid will now discard at its ``send_at``."""
+
+    issue: str
+    send_id: int
+    batch_id: str
+    scheduled_for: dt.datetime | None   # UTC
+    recipients: int                     # ledger rows now ``cancelled``
+
+    def as_dict(self) -> dict:
+        return {"issue": self.issue, "send_id": self.send_id, "batch_id": self.batch_id, "recipients": self.recipients,
+                "scheduled_for": self.scheduled_for.isoformat() if self.scheduled_for else None}
+
+
+def cancel_scheduled(cfg, engine, issue: str, *, now: dt.datetime | None = None) -> Cancelled:
+    """Cancel the issue's send that SendGrid holds until its ``send_at`` (POST /v3/user/scheduled_sends
+    with the send's batch id and ``status: cancel``); its ledger rows become ``cancelled``, so a later
+    ``send`` reaches those people again. Raises UserError when there is nothing to cancel."""
     import sqlalchemy as sa
 
     from ...db import sends
 
     with engine.connect() as conn:
         row = conn.execute(
-            sa.select(sends.c.id, sends.c.batch_id)
-            .where(sends.c.issue == issue, sends.c.backend == "sendgrid", sends.c.batch_id.is_not(None))
+            sa.select(sends.c.id, sends.c.batch_id, sends.c.scheduled_for)
+            .where(sends.c.issue == issue, sends.c.backend == "sendgrid", sends.c.batch_id.is_not(None),
+                   sends.c.status != "cancelled")
             .order_by(sends.c.id.desc()).limit(1)
         ).first()
     if row is None:
-        return None
-    client(cfg).client.user.scheduled_sends.post(request_body={"batch_id": row.batch_id, "status": "cancel"})
-    L.cancel(engine, row.id, "scheduled send cancelled at SendGrid")
-    return row.batch_id
+        raise UserError(f"nothing to cancel: {issue} has no scheduled SendGrid send "
+                        "(only a send scheduled within 72 hours is held by SendGrid)")
+    when = row.scheduled_for
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)   # SQLite hands back naive UTC
+    if when is not None and when <= (now or dt.datetime.now(dt.timezone.utc)):
+        raise UserError(f"nothing to cancel: send {row.id} of {issue} went out at {when:%Y-%m-%d %H:%M} UTC")
+    try:
+        client(cfg).client.user.scheduled_sends.post(request_body={"batch_id": row.batch_id, "status": "cancel"},
+                                                     timeout=cfg.send.sendgrid.timeout)
+    except hx.HTTPError as exc:
+        raise UserError(f"SendGrid did not cancel batch {row.batch_id}: {_provider_message(exc)}") from None
+    except urllib.error.URLError as exc:
+        raise UserError(f"SendGrid could not be reached ({exc.reason}); nothing was cancelled") from None
+    rows = L.cancel(engine, row.id, "scheduled send cancelled at SendGrid")
+    return Cancelled(issue, row.id, row.batch_id, when, rows)
