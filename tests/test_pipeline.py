@@ -5,6 +5,7 @@ the next list cleaning and the report make of them. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import email
 import email.policy
 import json
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from newsletter import db
 from newsletter.config import load_config
 from newsletter.db import get_engine
 
@@ -68,6 +70,9 @@ def test_build_clean_send_then_a_recipient_opens_clicks_and_unsubscribes(project
 
     cfg = load_config(project / "config.yaml")
     engine = get_engine(cfg)
+    # the recipient reads it an hour later (a fetch seconds after delivery is a scanner's, not a person's)
+    with engine.begin() as conn:
+        conn.execute(db.deliveries.update().values(sent_at=db.utcnow() - dt.timedelta(hours=1)))
     with live_server(cfg, engine) as base:
         with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as http:
             browser = {"User-Agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
