@@ -177,3 +177,19 @@ def test_a_bad_public_key_is_a_clear_error_at_start(db_url, tmp_path, monkeypatc
     monkeypatch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEY", "not-a-key")
     with pytest.raises(UserError, match="SENDGRID_WEBHOOK_PUBLIC_KEY"):
         create_app(make_config(tmp_path), db.get_engine(db_url))
+
+
+def test_webhook_clicks_from_link_scanners_are_machine_and_people_are_not(env, key):
+    cfg, engine, ids, signer = env
+    browser = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+    items = [
+        sg_event("click", "kim@example.com", 20, signer.recipient("r", ids[0]), url="https://webzine.gaonfoods.example/2026-11/",
+                 useragent=browser, ip="211.234.10.20"),
+        sg_event("click", "lee@example.co.kr", 21, signer.recipient("r", ids[1]), url="https://webzine.gaonfoods.example/2026-11/",
+                 useragent="Mozilla/5.0 (compatible; Proofpoint URL Defense)", ip="211.234.10.21"),
+        sg_event("click", "park@example.com", 22, signer.recipient("r", ids[2]), url="https://webzine.gaonfoods.example/2026-11/"),
+    ]
+    with live_server(cfg, engine) as base, client(base) as http:
+        assert post(http, key, items).status_code == 200
+    machine = {e.provider_event_id: e.machine for e in events(engine, "click")}
+    assert machine == {"evt-click-20": False, "evt-click-21": True, "evt-click-22": True}

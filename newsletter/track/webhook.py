@@ -153,6 +153,17 @@ def _find_delivery(conn: Connection, item: dict, signer: Signer) -> ev.Delivery 
     return None
 
 
+def _machine(item: dict, kind: str, delivery: ev.Delivery | None) -> bool:
+    """Opens: SendGrid's own verdict (sg_machine_open). Clicks: the same scanner rules as our click endpoint."""
+    if kind == "open":
+        return item.get("sg_machine_open") in (True, 1, "true", "True")
+    if kind == "click":
+        why = ev.classify_click(_text(item.get("useragent"), 1000) or "", _text(item.get("ip"), 64) or "",
+                                _when(item), delivery.sent_at if delivery else None)
+        return why is not None
+    return False
+
+
 def _row(item: dict, kind: str, delivery: ev.Delivery | None) -> dict:
     email = item.get("email")
     address = delivery.address if delivery else (email.strip().lower() if isinstance(email, str) else None)
@@ -164,7 +175,7 @@ def _row(item: dict, kind: str, delivery: ev.Delivery | None) -> dict:
         "delivery_id": delivery.id if delivery else None,
         "issue": delivery.issue if delivery else _text(item.get("issue"), 64),
         "address": _text(address, 320),
-        "machine": kind == "open" and item.get("sg_machine_open") in (True, 1, "true", "True"),
+        "machine": _machine(item, kind, delivery),
         "url": _text(item.get("url"), 4000) if kind == "click" else None,
         "ip": _text(item.get("ip"), 64),
         "user_agent": _text(item.get("useragent"), 1000),
