@@ -26,17 +26,32 @@ class Scaffold:
     folder: Path
     previous: str | None
     files: list[Path] = field(default_factory=list)
+    date: dt.date | None = None
+    note: str = ""          # where ``date`` came from (the schedule slot, or why the 1st)
 
 
 def _yaml_value(value) -> str:
     return yaml.safe_dump(value, allow_unicode=True, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def _issue_date(issue_id: str) -> dt.date:
+def _issue_date(cfg, issue_id: str) -> tuple[dt.date, str]:
+    """The planned send date of a month issue (its slot under ``schedule.rule``) and a comment for
+    ``date:``; the 1st of the month when there is no rule, today for an issue that is not a month."""
     m = re.fullmatch(r"(\d{4})-(\d{2})", issue_id)
-    if m and 1 <= int(m.group(2)) <= 12:
-        return dt.date(int(m.group(1)), int(m.group(2)), 1)
-    return dt.date.today()
+    if not (m and 1 <= int(m.group(2)) <= 12):
+        return dt.date.today(), ""
+    first = dt.date(int(m.group(1)), int(m.group(2)), 1)
+    from .send.schedule import fmt_local, month_slot
+
+    try:
+        slot = month_slot(cfg, issue_id)
+    except UserError as exc:
+        return first, f"schedule.rule을 읽지 못해 1일로 둠 ({exc})"
+    if slot is None:
+        why = "schedule.rule이 없어" if not (cfg.schedule.rule or "").strip() else "schedule.rule에 이달 발송이 없어"
+        return first, f"{why} 1일로 둠: 발송일로 고치세요"
+    moved = f", {slot.moved_because} 피해 옮김" if slot.moved_from else ""
+    return slot.local.date(), f"발송 예정 {fmt_local(slot.local)} (schedule.rule: {cfg.schedule.rule}{moved})"
 
 
 def new_issue(cfg, issue_id: str) -> Scaffold:
@@ -56,15 +71,16 @@ def new_issue(cfg, issue_id: str) -> Scaffold:
         audiences = {a.order: a.audience for a in prev.articles}
         articles = [(order, audiences.get(order)) for order, _ in shapes] or articles
 
+    date, note = _issue_date(cfg, issue_id)
     folder.mkdir(parents=True)
-    result = Scaffold(issue_id, folder, previous_id)
+    result = Scaffold(issue_id, folder, previous_id, date=date, note=note)
     issue_md = folder / ISSUE_FILE
     issue_md.write_text(
         "---\n"
         'title: ""        # 이번 호 제목 (웹 페이지와 메일 본문 머리)\n'
         'subject: ""      # 메일 제목; ad: true면 빌드가 앞에 (광고)를 붙입니다\n'
         'preheader: ""    # 받은편지함에서 제목 옆에 보이는 한 줄 소개\n'
-        f"date: {_issue_date(issue_id).isoformat()}\n"
+        f"date: {date.isoformat()}" + (f"    # {note}" if note else "") + "\n"
         f"number: {number}\n"
         f"ad: {'true' if ad else 'false'}        # 상품·서비스 홍보가 있으면 true (정보통신망법 제50조)\n"
         "---\n"

@@ -106,6 +106,37 @@ def test_new_issue_from_previous_structure(tmp_path):
     assert check.exit_code == 1
 
 
+def _scaffolded_date(project, issue: str, rule) -> tuple[str, str]:
+    """``newsletter new ISSUE`` under ``schedule.rule: rule``; the date: value and its line."""
+    cfg = yaml.safe_load((project / "config.yaml").read_text(encoding="utf-8"))
+    cfg["schedule"]["rule"] = rule
+    (project / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    result = _run(project, "new", issue)
+    assert result.exit_code == 0, result.output
+    text = (project / "content" / issue / "issue.md").read_text(encoding="utf-8")
+    line = next(ln for ln in text.splitlines() if ln.startswith("date:"))
+    return str(yaml.safe_load(text.split("---")[1])["date"]), line
+
+
+def test_new_dates_the_issue_on_its_scheduled_send_day(tmp_path):
+    project = make_project(tmp_path)
+    date, line = _scaffolded_date(project, "2027-01", "first tuesday 10:00")
+    assert date == "2027-01-05" and "2027-01-05 (화) 10:00 KST" in line
+    # 2027-02-09, the second Tuesday, is 설날 대체 휴일: the slot moves to Wednesday the 10th
+    date, line = _scaffolded_date(project, "2027-02", "second tuesday 10:00")
+    assert date == "2027-02-10" and "2027-02-09" in line
+    date, _ = _scaffolded_date(project, "2027-03", "0 9 * * 5#1")   # cron: first Friday
+    assert date == "2027-03-05"
+
+
+def test_new_without_a_rule_uses_the_first_and_says_so(tmp_path):
+    project = make_project(tmp_path)
+    date, line = _scaffolded_date(project, "2027-01", None)
+    assert date == "2027-01-01" and "schedule.rule이 없어 1일로 둠" in line
+    date, line = _scaffolded_date(project, "2027-02", "every tuesday")   # unreadable: new still works
+    assert date == "2027-02-01" and "schedule.rule을 읽지 못해" in line
+
+
 def test_new_refuses_existing_issue_with_one_line(tmp_path):
     project = make_project(tmp_path)
     result = _cli(project, "new", "2026-11")

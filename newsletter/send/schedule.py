@@ -253,6 +253,24 @@ def _rule_slots(rule: Rule, start: dt.datetime, skip_holidays: bool) -> Iterator
         yield heapq.heappop(pending)[2]
 
 
+def month_slot(cfg: Config, month: str) -> Slot | None:
+    """The rule's slot for month ``YYYY-MM`` (after any holiday move), or None when ``schedule.rule``
+    is null or never fires that month. ``newsletter new`` dates a new issue with it."""
+    rule_text = (cfg.schedule.rule or "").strip()
+    if not rule_text:
+        return None
+    rule = parse_rule(rule_text, where=cfg.source)
+    year, mon = (int(x) for x in month.split("-"))
+    start = dt.datetime(year, mon, 1, tzinfo=zone(cfg))
+    horizon = start + dt.timedelta(days=31) + MAX_SHIFT   # a slot of the month moved as far as it can go
+    for slot in _rule_slots(rule, start, cfg.schedule.skip_holidays):
+        if slot.local >= horizon:
+            return None
+        if slot.month == month:
+            return slot
+    return None
+
+
 # ----------------------------------------------------------------------------------------------- issues
 
 
