@@ -129,6 +129,7 @@ def register(app: typer.Typer) -> None:
         made = new_issue(cfg, issue)
         summary_table(f"new issue {made.issue_id}" + (f" (from {made.previous})" if made.previous else ""),
                       [(display_path(cfg, p),) for p in made.files], ("file",))
+        console.print(f"date {made.date.isoformat()}" + (f" — {made.note}" if made.note else ""))
         console.print(f"next: write the files, add the images, then `newsletter check {made.issue_id}`")
 
 
