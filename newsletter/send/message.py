@@ -110,16 +110,16 @@ class Fields:
     def __init__(self, cfg: Config, signer: Signer):
         tracking = cfg.tracking.base_url.rstrip("/")
         self.u, self.o = f"{tracking}/u/", f"{tracking}/o/"
-        self.token = signer.recipient
+        self.tokens = signer.recipient_tokens
 
     def __call__(self, d: Delivery) -> dict[str, str]:
-        token = self.token
+        o, u, r = self.tokens(d.id)
         return {
             "name": d.name.strip() or DEFAULT_NAME,
             "company": d.company,
-            "unsubscribe_url": self.u + token("u", d.id),
-            "open_url": self.o + token("o", d.id) + ".gif",
-            "r": token("r", d.id),
+            "unsubscribe_url": self.u + u,
+            "open_url": self.o + o + ".gif",
+            "r": r,
         }
 
 
